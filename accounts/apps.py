@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "People and roles"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from accounts.roles import roles_sync_after_migrate
+
+        # Not restricted to this app: the role permissions belong to apps migrated after it.
+        post_migrate.connect(roles_sync_after_migrate, dispatch_uid="accounts.roles_sync")

@@ -1,0 +1,93 @@
+"""People: users, teams with managers, delegations (out of office)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    """A person. `manager` is the direct line manager, used by approval routing."""
+
+    manager = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def display_name(self) -> str:
+        return str(self)
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    members = models.ManyToManyField(User, through="TeamMembership", related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    is_manager = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="team_membership_unique")]
+
+    def __str__(self) -> str:
+        role = "manager" if self.is_manager else "member"
+        return f"{self.user} ({role} of {self.team})"
+
+
+class DelegationQuerySet(models.QuerySet["Delegation"]):
+    def active(self, at: object | None = None) -> DelegationQuerySet:
+        moment = at or timezone.now()
+        return self.filter(
+            Q(starts_at__lte=moment),
+            Q(ends_at__isnull=True) | Q(ends_at__gt=moment),
+            revoked_at__isnull=True,
+        )
+
+
+class Delegation(models.Model):
+    """While active, `delegate` may act on behalf of `delegator` (out of office).
+
+    Actions taken under a delegation record both people in the audit trail.
+    """
+
+    delegator = models.ForeignKey(User, on_delete=models.CASCADE, related_name="delegations_given")
+    delegate = models.ForeignKey(User, on_delete=models.CASCADE, related_name="delegations_received")
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DelegationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["delegate", "delegator"], name="delegation_lookup")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(delegator=models.F("delegate")), name="delegation_not_to_self"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+                name="delegation_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delegator} → {self.delegate}"

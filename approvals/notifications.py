@@ -1,0 +1,80 @@
+"""Telling people about changes to requests: in-app notifications and mail.
+
+Runs in a Celery task after commit (delivered through the outbox, at least once); the
+(event id, recipient) uniqueness makes a repeated delivery send nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+
+from accounts.models import User
+from approvals.models import ApprovalRequest, Notification
+from workflows.models import AuditEntry
+
+logger = logging.getLogger(__name__)
+
+VERBS = {
+    "submit": "was submitted for review",
+    "resubmit": "was resubmitted after changes",
+    "approve": "was approved",
+    "reject": "was rejected",
+    "request_changes": "needs changes",
+    "withdraw": "was withdrawn",
+    "cancel": "was cancelled",
+}
+
+
+def _recipients(request: ApprovalRequest, entry: AuditEntry) -> list[User]:
+    """Whoever got new work from this change, whoever lost it, and the requester."""
+    handoffs = entry.data.get("handoffs", {})
+    user_ids: set[int] = set()
+    group_ids: set[int] = set()
+    for opened in handoffs.get("opened", []):
+        if opened.get("user"):
+            user_ids.add(opened["user"])
+        elif opened.get("group"):
+            group_ids.add(opened["group"])
+    if entry.action in {"withdraw", "cancel"}:
+        # The reviewers who were holding it should stop looking at it.
+        group_ids.add(request.request_type.approver_group_id)
+    user_ids.add(request.requester_id)
+    people = User.objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
+    if entry.actor_id is not None:
+        people = people.exclude(pk=entry.actor_id)  # nobody is told about their own action
+    return list(people.exclude(email="").distinct().order_by("pk"))
+
+
+def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id: str) -> int:
+    """Record and mail one notification per person concerned by audit entry `audit_seq`.
+
+    Returns how many were sent now (0 when this event was already handled).
+    """
+    request = ApprovalRequest.objects.select_related("request_type", "requester").get(pk=request_id)
+    entry = AuditEntry.objects.for_instance(request).select_related("actor").get(seq=audit_seq)
+    who = entry.actor.display_name if entry.actor else "Baton"
+    subject = f"{request.reference} {VERBS.get(action, action)}: {request.title}"[:200]
+    link = settings.BATON_BASE_URL.rstrip("/") + reverse("approvals:request_detail", args=[request.pk])
+    body = f"{request.reference} ({request.request_type}) {VERBS.get(action, action)} by {who}.\n"
+    if entry.comment:
+        body += f"\nComment: {entry.comment}\n"
+    body += f"\nOpen it: {link}\n"
+    sent = 0
+    for person in _recipients(request, entry):
+        try:
+            with transaction.atomic():
+                Notification.objects.create(
+                    recipient=person, request=request, event_id=event_id, subject=subject, body=body
+                )
+        except IntegrityError:
+            continue  # this event was already delivered to this person
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [person.email])
+        sent += 1
+    logger.info("notified %s people of %s #%s", sent, request.reference, audit_seq)
+    return sent

@@ -1,0 +1,101 @@
+"""Writes of the approvals product. Every state change goes through workflows.services."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from approvals import policies
+from approvals.models import TITLE_MAX, ApprovalRequest, RequestType
+from workflows import errors
+from workflows.services import TransitionResult, instance_create, transition
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+ACTIONS = ("submit", "approve", "reject", "request_changes", "resubmit", "withdraw", "cancel")
+COMMENT_MAX = 5000
+
+
+def request_create(
+    *,
+    requester: User,
+    request_type: RequestType,
+    title: str,
+    description: str = "",
+    payload: dict[str, Any] | None = None,
+    submit: bool = True,
+) -> ApprovalRequest:
+    """Create a request as a draft and, unless `submit` is False, submit it for review.
+
+    Raises InvalidInput naming each bad field, Forbidden when the requester may not
+    submit this type. Both steps commit together: no half-made request is left behind.
+    Side effects: audit entries 'create' (and 'submit'); live events and mail after commit.
+    """
+    field_errors: dict[str, list[str]] = {}
+    clean_title = (title or "").strip()
+    if not clean_title:
+        field_errors["title"] = ["A title is required."]
+    elif len(clean_title) > TITLE_MAX:
+        field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(clean_title)})."]
+    if payload is not None and not isinstance(payload, dict):
+        field_errors["payload"] = ["Must be a JSON object."]
+    if field_errors:
+        raise errors.InvalidInput("The request is incomplete.", field_errors=field_errors)
+    if not policies.may_submit_type(requester, request_type):
+        raise errors.Forbidden(f"You may not submit {request_type} requests.")
+    with transaction.atomic():
+        request = instance_create(
+            instance=ApprovalRequest(
+                request_type=request_type,
+                requester=requester,
+                title=clean_title,
+                description=description or "",
+                payload=payload or {},
+            ),
+            actor=requester,
+        )
+        if submit:
+            result = transition(model=ApprovalRequest, instance_id=request.pk, name="submit", actor=requester)
+            request = result.instance
+    return request
+
+
+def request_act(
+    *,
+    request_id: Any,
+    action: str,
+    actor: User,
+    comment: str = "",
+    on_behalf_of: User | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TransitionResult[ApprovalRequest]:
+    """Take one lifecycle action (approve, reject, request_changes, submit, resubmit,
+    withdraw, cancel) on a request, through the transition service.
+
+    Raises the service's domain errors; see workflows.services.transition.
+    """
+    if action not in ACTIONS:
+        raise errors.InvalidInput(
+            f"Unknown action '{action}'.",
+            field_errors={"action": [f"Choose one of: {', '.join(ACTIONS)}."]},
+        )
+    if len(comment) > COMMENT_MAX:
+        raise errors.InvalidInput(
+            "The comment is too long.",
+            field_errors={"comment": [f"At most {COMMENT_MAX} characters (got {len(comment)})."]},
+        )
+    return transition(
+        model=ApprovalRequest,
+        instance_id=request_id,
+        name=action,
+        actor=actor,
+        comment=comment.strip(),
+        on_behalf_of=on_behalf_of,
+        expected_version=expected_version,
+        idempotency_key=idempotency_key,
+        data=data,
+    )

@@ -1,0 +1,187 @@
+"""Server-rendered pages. Thin: parse input, call a service or selector, render.
+
+Domain errors are shown on the form with the status they mean (400, 403, 409);
+a request the user may not see answers 404, so its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import User
+from approvals import selectors, services
+from approvals.forms import RequestActionForm, RequestCreateForm
+from workflows import errors
+from workflows.services import handoff_claim, handoff_unclaim
+
+ACTION_LABELS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "request_changes": "Ask for changes",
+    "submit": "Submit for review",
+    "resubmit": "Resubmit",
+    "withdraw": "Withdraw",
+    "cancel": "Cancel request",
+}
+
+
+def _me(request: HttpRequest) -> User:
+    """The logged-in user (every view here requires login)."""
+    return cast(User, request.user)
+
+
+def _page_param(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user = _me(request)
+    context = {
+        "inbox": selectors.inbox_for_user(user=user, limit=20),
+        "mine": selectors.requests_of_requester(user=user, limit=20),
+    }
+    return render(request, "approvals/home.html", context)
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    limit = 50
+    rows = selectors.inbox_for_user(user=_me(request), after_id=_page_param(request, "after"), limit=limit)
+    next_after = rows[-1].handoff.pk if len(rows) == limit else None
+    return render(request, "approvals/inbox.html", {"rows": rows, "next_after": next_after})
+
+
+@login_required
+def my_requests(request: HttpRequest) -> HttpResponse:
+    limit = 50
+    rows = selectors.requests_of_requester(
+        user=_me(request), before_id=_page_param(request, "before"), limit=limit
+    )
+    next_before = rows[-1].pk if len(rows) == limit else None
+    return render(request, "approvals/my_requests.html", {"rows": rows, "next_before": next_before})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    types = selectors.request_types_for_submitter(user=_me(request))
+    if not types:
+        return render(request, "approvals/request_new.html", {"form": None}, status=403)
+    form = RequestCreateForm(request.POST or None, request_types=types)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.request_create(
+                requester=_me(request),
+                request_type=form.cleaned_data["request_type"],
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                submit=not form.cleaned_data["save_as_draft"],
+            )
+        except errors.WorkflowError as exc:
+            form.add_service_error(exc)
+            return render(request, "approvals/request_new.html", {"form": form}, status=exc.http_status)
+        messages.success(
+            request,
+            f"{created.reference} {'saved as a draft' if created.state == 'draft' else 'submitted for review'}.",
+        )
+        return redirect("approvals:request_detail", pk=created.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "approvals/request_new.html", {"form": form}, status=status)
+
+
+def _detail_context(request: HttpRequest, pk: int, form: RequestActionForm | None = None) -> dict[str, Any]:
+    page = selectors.request_page(request_id=pk, user=_me(request))
+    if page is None:
+        raise Http404("No such request.")
+    return {
+        "page": page,
+        "req": page.request,
+        "actions": [(name, ACTION_LABELS[name]) for name in page.actions],
+        "form": form or RequestActionForm(initial={"version": page.request.version}),
+        "idempotency_key": uuid.uuid4().hex,
+    }
+
+
+@login_required
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "approvals/request_detail.html", _detail_context(request, pk))
+
+
+@login_required
+@require_POST
+def request_action(request: HttpRequest, pk: int) -> HttpResponse:
+    form = RequestActionForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "approvals/request_detail.html", _detail_context(request, pk, form), status=400
+        )
+    action = form.cleaned_data["action"]
+    data: dict[str, Any] = {}
+    if action == "resubmit":
+        for name in ("title", "description"):
+            if name in request.POST:
+                data[name] = form.cleaned_data[name]
+    try:
+        result = services.request_act(
+            request_id=pk,
+            action=action,
+            actor=_me(request),
+            comment=form.cleaned_data["comment"],
+            expected_version=form.cleaned_data["version"],
+            idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            data=data,
+        )
+    except errors.NotFound:
+        raise Http404("No such request.") from None
+    except errors.WorkflowError as exc:
+        form.add_service_error(exc)
+        context = _detail_context(request, pk, form)
+        context["error"] = exc
+        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+    label = ACTION_LABELS[action].lower()
+    messages.success(
+        request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
+    )
+    return redirect("approvals:request_detail", pk=pk)
+
+
+def _handoff_back(request: HttpRequest) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("approvals:inbox")
+
+
+@login_required
+@require_POST
+def handoff_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        handoff_claim(handoff_id=pk, actor=_me(request))
+        messages.success(request, "Claimed: the item is yours now.")
+    except errors.NotFound:
+        raise Http404("No such item.") from None
+    except errors.WorkflowError as exc:
+        messages.error(request, exc.detail)
+    return _handoff_back(request)
+
+
+@login_required
+@require_POST
+def handoff_unclaim_view(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        handoff_unclaim(handoff_id=pk, actor=_me(request))
+        messages.success(request, "Released: the item is back in its group's queue.")
+    except errors.NotFound:
+        raise Http404("No such item.") from None
+    except errors.WorkflowError as exc:
+        messages.error(request, exc.detail)
+    return _handoff_back(request)

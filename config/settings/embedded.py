@@ -1,0 +1,17 @@
+"""The embedded default: one machine, SQLite, in-memory channel layer, filesystem broker.
+
+Safe only on a developer's machine; production settings live in production.py.
+"""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import SECRET_KEY, env_bool
+
+DEBUG = env_bool("DEBUG", True)
+# A fixed key is fine here: the embedded mode is never exposed beyond localhost.
+SECRET_KEY = SECRET_KEY or "embedded-insecure-key-do-not-use-in-production-3c9f1e"
+
+# The embedded mode keeps its files in VAR_DIR; make sure the folders exist.
+from config.settings.base import CELERY_BROKER_FOLDER, EMAIL_FILE_PATH, VAR_DIR  # noqa: E402
+
+for _folder in (VAR_DIR, CELERY_BROKER_FOLDER, VAR_DIR / "broker-processed", EMAIL_FILE_PATH):
+    _folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,78 @@
+"""Factories for tests: real rows, made through the same services the product uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth.models import Group
+from guardian.shortcuts import assign_perm
+
+from accounts.models import User
+from accounts.roles import APPROVERS, REQUESTERS, roles_sync
+from approvals.models import ApprovalRequest, RequestType
+from approvals.services import request_create
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"group-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = factory.Faker("first_name")
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
+        if not create or not extracted:
+            return
+        groups = roles_sync()
+        self.groups.add(*[groups[name] for name in extracted])
+
+    @factory.post_generation
+    def member_of(self, create: bool, extracted: list[Group] | None, **kwargs: Any) -> None:
+        if create and extracted:
+            self.groups.add(*extracted)
+
+
+class RequestTypeFactory(factory.django.DjangoModelFactory):
+    """A type reviewed by `approver_group`, which every requester may submit."""
+
+    class Meta:
+        model = RequestType
+        django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
+
+    slug = factory.Sequence(lambda n: f"type-{n}")
+    name = factory.Sequence(lambda n: f"Type {n}")
+    approver_group = factory.SubFactory(GroupFactory)
+
+    @factory.post_generation
+    def open_to_requesters(self, create: bool, extracted: bool | None, **kwargs: Any) -> None:
+        if create and extracted is not False:
+            assign_perm("approvals.submit_requesttype", roles_sync()[REQUESTERS], self)
+
+
+def make_requester(**kwargs: Any) -> User:
+    return UserFactory(roles=[REQUESTERS], **kwargs)
+
+
+def make_approver(group: Group, **kwargs: Any) -> User:
+    return UserFactory(roles=[APPROVERS], member_of=[group], **kwargs)
+
+
+def make_request(
+    *, requester: User, request_type: RequestType, submit: bool = True, title: str = "Buy a desk"
+) -> ApprovalRequest:
+    return request_create(requester=requester, request_type=request_type, title=title, submit=submit)

@@ -1,0 +1,55 @@
+"""Who may do what to handoffs and on whose behalf. Pure reads; the service enforces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from accounts.models import Delegation
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from workflows.models import Handoff
+
+
+def may_act_on_behalf(*, actor: User, principal: User) -> bool:
+    """True when `principal` has an active delegation to `actor` (out of office)."""
+    if actor.pk == principal.pk:
+        return True
+    return Delegation.objects.active().filter(delegator=principal, delegate=actor).exists()
+
+
+def user_group_ids(user: User) -> set[int]:
+    """The ids of the groups `user` belongs to, cached on the user object for this request."""
+    cached: set[int] | None = getattr(user, "_baton_group_ids", None)
+    if cached is None:
+        cached = set(user.groups.values_list("id", flat=True))
+        user._baton_group_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def holds_handoff(*, user: User, handoff: Handoff) -> bool:
+    """True when `user` holds `handoff` now: assigned to them, or offered to a group of
+    theirs and not yet claimed by someone else."""
+    if not handoff.is_open or not user.is_active:
+        return False
+    if handoff.assignee_id is not None:
+        return handoff.assignee_id == user.pk
+    return handoff.candidate_group_id in user_group_ids(user)
+
+
+def may_claim(*, user: User, handoff: Handoff) -> bool:
+    return (
+        handoff.is_open
+        and user.is_active
+        and handoff.assignee_id is None
+        and handoff.candidate_group_id in user_group_ids(user)
+    )
+
+
+def may_reassign(*, user: User, handoff: Handoff) -> bool:
+    """Managers (role permission) reassign anything; a holder may pass on their own handoff."""
+    if not user.is_active or not handoff.is_open:
+        return False
+    if user.has_perm("workflows.reassign_handoff"):
+        return True
+    return handoff.assignee_id == user.pk

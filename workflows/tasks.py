@@ -1,0 +1,16 @@
+"""Celery tasks of the engine. Thin: each calls one service function."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from workflows.outbox import outbox_purge
+
+
+@shared_task(name="workflows.outbox_purge")
+def outbox_purge_task() -> int:
+    """Delete delivered outbox events older than OUTBOX_KEEP_DELIVERED_DAYS."""
+    return outbox_purge(older_than=timedelta(days=settings.OUTBOX_KEEP_DELIVERED_DAYS))
