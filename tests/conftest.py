@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     skip_integration = pytest.mark.skip(
         reason="integration tests need PostgreSQL and Redis: set DATABASE_URL=postgres://… and REDIS_URL=redis://…"
     )
-    skip_browser = pytest.mark.skip(reason=f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    skip_browser = pytest.mark.skip(
+        reason=f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    )
     for item in items:
         if "integration" in item.keywords and not (ON_POSTGRES and HAS_REDIS):
             item.add_marker(skip_integration)
