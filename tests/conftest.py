@@ -47,17 +47,17 @@ def _sql_flush_with_triggers_off(self: DatabaseOperations, *args: Any, **kwargs:
     return ["SET LOCAL session_replication_role = replica", *statements]
 
 
-DatabaseOperations.sql_flush = _sql_flush_with_triggers_off  # type: ignore[method-assign]
+DatabaseOperations.sql_flush = _sql_flush_with_triggers_off  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture
 def approver_group() -> Any:
-    return GroupFactory(name="reviewers")
+    return GroupFactory.create(name="reviewers")
 
 
 @pytest.fixture
 def request_type(approver_group: Any) -> RequestType:
-    return RequestTypeFactory(slug="general", name="General", approver_group=approver_group)
+    return RequestTypeFactory.create(slug="general", name="General", approver_group=approver_group)
 
 
 @pytest.fixture
@@ -77,15 +77,15 @@ def second_approver(approver_group: Any) -> User:
 
 @pytest.fixture
 def manager() -> User:
-    return UserFactory(username="maria", roles=[MANAGERS])
+    return UserFactory.create(username="maria", roles=[MANAGERS])
 
 
 @pytest.fixture
 def auditor() -> User:
-    return UserFactory(username="audrey", roles=[AUDITORS])
+    return UserFactory.create(username="audrey", roles=[AUDITORS])
 
 
 @pytest.fixture
 def outsider() -> User:
     """Logged in, but no role and no relation to anything."""
-    return UserFactory(username="olaf")
+    return UserFactory.create(username="olaf")

@@ -14,7 +14,7 @@ from approvals.models import ApprovalRequest, RequestType
 from approvals.services import request_create
 
 
-class GroupFactory(factory.django.DjangoModelFactory):
+class GroupFactory(factory.django.DjangoModelFactory[Group]):
     class Meta:
         model = Group
         django_get_or_create = ("name",)
@@ -22,7 +22,7 @@ class GroupFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"group-{n}")
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
@@ -34,19 +34,19 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw")
 
     @factory.post_generation
-    def roles(self, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
+    def roles(self: User, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
         if not create or not extracted:
             return
         groups = roles_sync()
         self.groups.add(*[groups[name] for name in extracted])
 
     @factory.post_generation
-    def member_of(self, create: bool, extracted: list[Group] | None, **kwargs: Any) -> None:
+    def member_of(self: User, create: bool, extracted: list[Group] | None, **kwargs: Any) -> None:
         if create and extracted:
             self.groups.add(*extracted)
 
 
-class RequestTypeFactory(factory.django.DjangoModelFactory):
+class RequestTypeFactory(factory.django.DjangoModelFactory[RequestType]):
     """A type reviewed by `approver_group`, which every requester may submit."""
 
     class Meta:
@@ -59,17 +59,17 @@ class RequestTypeFactory(factory.django.DjangoModelFactory):
     approver_group = factory.SubFactory(GroupFactory)
 
     @factory.post_generation
-    def open_to_requesters(self, create: bool, extracted: bool | None, **kwargs: Any) -> None:
+    def open_to_requesters(self: RequestType, create: bool, extracted: bool | None, **kwargs: Any) -> None:
         if create and extracted is not False:
             assign_perm("approvals.submit_requesttype", roles_sync()[REQUESTERS], self)
 
 
 def make_requester(**kwargs: Any) -> User:
-    return UserFactory(roles=[REQUESTERS], **kwargs)
+    return UserFactory.create(roles=[REQUESTERS], **kwargs)
 
 
 def make_approver(group: Group, **kwargs: Any) -> User:
-    return UserFactory(roles=[APPROVERS], member_of=[group], **kwargs)
+    return UserFactory.create(roles=[APPROVERS], member_of=[group], **kwargs)
 
 
 def make_request(
