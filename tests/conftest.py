@@ -20,6 +20,19 @@ ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "pos
 HAS_REDIS = bool(os.environ.get("REDIS_URL"))
 
 
+def pytest_report_header(config: Any) -> list[str]:
+    """Say once, at the top, what this run can reach and what it will skip."""
+    database = "PostgreSQL" if ON_POSTGRES else "SQLite"
+    lines = [f"baton: database {database}, Redis {'yes' if HAS_REDIS else 'no'}"]
+    if not (ON_POSTGRES and HAS_REDIS):
+        lines.append(
+            "baton: integration tests SKIPPED: they need DATABASE_URL=postgres://… and REDIS_URL=redis://…"
+        )
+    if not shutil.which(CHROMIUM):
+        lines.append(f"baton: browser tests SKIPPED: no Chromium at {CHROMIUM} (apt-get install chromium)")
+    return lines
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     skip_integration = pytest.mark.skip(
         reason="integration tests need PostgreSQL and Redis: set DATABASE_URL=postgres://… and REDIS_URL=redis://…"

@@ -168,7 +168,7 @@ else:
 
 # Celery: Redis when REDIS_URL is set (or CELERY_BROKER_URL), else kombu's filesystem
 # transport in VAR_DIR so the embedded mode needs no broker server.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//")
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
@@ -176,6 +176,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "processed_folder": str(VAR_DIR / "broker-processed"),
         "store_processed": False,
+        # Without this kombu writes its exchange table to ./control in whatever folder the
+        # worker was started from.
+        "control_folder": str(VAR_DIR / "broker-control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
@@ -185,6 +188,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
+}
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
 CELERY_TASK_PUBLISH_RETRY = False

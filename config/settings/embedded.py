@@ -13,5 +13,11 @@ SECRET_KEY = SECRET_KEY or "embedded-insecure-key-do-not-use-in-production-3c9f1
 # The embedded mode keeps its files in VAR_DIR; make sure the folders exist.
 from config.settings.base import CELERY_BROKER_FOLDER, EMAIL_FILE_PATH, VAR_DIR  # noqa: E402
 
-for _folder in (VAR_DIR, CELERY_BROKER_FOLDER, VAR_DIR / "broker-processed", EMAIL_FILE_PATH):
+for _folder in (
+    VAR_DIR,
+    CELERY_BROKER_FOLDER,
+    VAR_DIR / "broker-processed",
+    VAR_DIR / "broker-control",
+    EMAIL_FILE_PATH,
+):
     _folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,39 @@
+# Baton's entry points. Two commands matter on a fresh machine (README.md):
+#   make run    the whole system on the embedded default (SQLite, in-memory channels,
+#               local Celery worker + beat), with demo data and demo logins printed
+#   make test   the test suite; set DATABASE_URL / REDIS_URL to also run the
+#               PostgreSQL + Redis integration tests
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | sha1sum | cut -c1-12)
+
+.PHONY: run test lint format bench relay clean
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m config.run
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.transitions
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts
