@@ -27,12 +27,27 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64
 
 
+def _number_as_stored(text: str) -> float | int:
+    """A JSON number in the form every database gives back.
+
+    PostgreSQL's jsonb keeps numbers as exact decimals: 1e+16 reads back as the integer
+    10000000000000000 and -0.0 as 0.0, which would change the hash of what was stored.
+    """
+    number = float(text)
+    if number == 0:
+        return 0.0
+    if number.is_integer() and ("e" in text or "E" in text):
+        return int(number)
+    return number
+
+
 def json_normalise(value: Any) -> Any:
-    """Return `value` as it will read back from a JSONField (dates, decimals, UUIDs as text).
+    """Return `value` as it will read back from a JSONField (dates, decimals, UUIDs as text,
+    numbers as jsonb writes them).
 
     The hash is taken over this form, so that what is stored hashes to the same value.
     """
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder), parse_float=_number_as_stored)
 
 
 def entry_hash(
@@ -276,7 +291,7 @@ def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditRepor
         content_type = ContentType.objects.get_for_id(ct_id)
         heads = model._default_manager.filter(audit_seq__gt=0).values_list("pk", "audit_seq", "audit_head")
         for pk, head_seq, head_hash in heads.iterator(chunk_size=batch_size):
-            end = ends.get(str(pk))
+            end = ends.pop(str(pk), None)
             ref = _ref(content_type, str(pk))
             if end is None:
                 add_break(ChainBreak(ref=ref, seq=head_seq, entry_id=None, reason="all entries missing"))
@@ -290,4 +305,16 @@ def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditRepor
                         "(entries removed at the end, or the head was altered)",
                     )
                 )
+        # Chains left over have no head to end at: the instance's head was reset, or the
+        # instance itself was removed from under its trail.
+        for object_id, (end_seq, _) in ends.items():
+            add_break(
+                ChainBreak(
+                    ref=_ref(content_type, object_id),
+                    seq=end_seq,
+                    entry_id=None,
+                    reason=f"chain ends at #{end_seq} but the instance has no head "
+                    "(its head was reset, or the instance was removed)",
+                )
+            )
     return report

@@ -15,7 +15,13 @@ from workflows.models import WorkflowModel
 @register()
 def workflow_models_have_protected_state(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     problems: list[CheckMessage] = []
-    for model in apps.get_models():
+    # `manage.py check <app>` passes the apps to check; with none given, check them all.
+    models = (
+        [model for app_config in app_configs for model in app_config.get_models()]
+        if app_configs is not None
+        else apps.get_models()
+    )
+    for model in models:
         if not issubclass(model, WorkflowModel):
             continue
         field_name: str = "state"

@@ -320,8 +320,11 @@ class AuditEntry(models.Model):
         return f"{self.content_type_id}:{self.object_id} #{self.seq} {self.action}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields") is not None:
             raise AppendOnlyError("The audit trail is append-only: entries cannot be updated.")
+        # Always an INSERT: a new object carrying an existing id would otherwise UPDATE that
+        # row (Django tries an UPDATE first when the primary key is set) and rewrite history.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:

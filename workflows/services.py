@@ -36,7 +36,13 @@ from workflows.models import (
     WorkflowModel,
 )
 from workflows.outbox import channel_event, outbox_write, task_event
-from workflows.permissions import holds_handoff, may_act_on_behalf, may_claim, may_reassign
+from workflows.permissions import (
+    holds_handoff,
+    may_act_on_behalf,
+    may_claim,
+    may_reassign,
+    open_handoffs_known,
+)
 from workflows.tracing import trace_id_current
 
 if TYPE_CHECKING:
@@ -96,6 +102,29 @@ def _snapshot(instance: models.Model) -> dict[str, Any]:
         for f in instance._meta.concrete_fields
         if f.attname not in skip and not f.primary_key
     }
+
+
+def _field_values(instance: models.Model) -> dict[str, Any]:
+    return {
+        f.attname: f.value_from_object(instance) for f in instance._meta.concrete_fields if not f.primary_key
+    }
+
+
+def _fields_to_save(instance: models.Model, loaded: dict[str, Any]) -> list[str]:
+    """The columns a full save would change: fields whose value differs from `loaded`,
+    those holding a dict or list (it may have been changed in place), and auto_now ones.
+
+    Writing only these keeps the row's UPDATE small; the row is locked, so nobody else
+    changed the rest.
+    """
+    by_attname = {f.attname: f for f in instance._meta.concrete_fields}
+    return [
+        name
+        for name, value in _field_values(instance).items()
+        if value != loaded[name]
+        or isinstance(value, dict | list)
+        or getattr(by_attname[name], "auto_now", False)
+    ]
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
@@ -282,6 +311,7 @@ def transition(
                 return replay
 
         instance = _lock(model, instance_id)
+        loaded = _field_values(instance)
         if expected_version is not None and instance.version != expected_version:
             raise errors.StaleVersion(
                 f"{instance.workflow_ref()} is at version {instance.version}, "
@@ -303,13 +333,16 @@ def transition(
             if not may_act_on_behalf(actor=person, principal=on_behalf_of):
                 raise errors.Forbidden(f"{on_behalf_of} has not delegated their work to you.")
             principal = on_behalf_of
+        # Loaded once under the row lock: the permission check reads them too (who holds it).
+        open_handoffs = list(Handoff.objects.for_instance(instance).open().order_by("id"))
         if person is not None:
             assert principal is not None
-            if not person.is_active or not has_transition_perm(method, principal):
+            with open_handoffs_known(instance, open_handoffs):
+                allowed = person.is_active and has_transition_perm(method, principal)
+            if not allowed:
                 raise errors.Forbidden(instance.workflow_forbidden_reason(name=name, principal=principal))
 
         source = instance.state
-        open_handoffs = list(Handoff.objects.for_instance(instance).open().order_by("id"))
         prepared = instance.workflow_prepare(
             name=name, actor=person, principal=principal, comment=comment, data=payload
         )
@@ -362,7 +395,10 @@ def transition(
             created_at=now,
         )
         entry.save()
-        instance.save()
+        if type(instance).save is models.Model.save:
+            instance.save(update_fields=_fields_to_save(instance, loaded))
+        else:  # a save() of the model's own may set more fields than we can see changed
+            instance.save()
 
         recipients = [r for h in [*effects.close, *opened] for r in _recipients_of(h)]
         recipients += instance.workflow_audience() + effects.notify
@@ -478,12 +514,14 @@ def handoff_claim(
     """
     with transaction.atomic():
         instance, handoff = _lock_handoff(handoff_id)
-        principal = _principal(actor=actor, on_behalf_of=on_behalf_of)
+        # The handoff's state answers before who may claim it (a conflict, not a 403).
         if not handoff.is_open:
             raise errors.TransitionNotAllowed("This handoff is already closed.")
         if handoff.assignee_id is not None:
-            holder = "you" if handoff.assignee_id == principal.pk else str(handoff.assignee)
+            claimant = on_behalf_of or actor
+            holder = "you" if handoff.assignee_id == claimant.pk else str(handoff.assignee)
             raise errors.TransitionNotAllowed(f"This item is already claimed by {holder}.")
+        principal = _principal(actor=actor, on_behalf_of=on_behalf_of)
         if not may_claim(user=principal, handoff=handoff):
             raise errors.Forbidden(f"Only members of {handoff.candidate_group} can claim this item.")
         problem = instance.workflow_holder_problem(user=principal)
@@ -512,7 +550,9 @@ def handoff_unclaim(*, handoff_id: int, actor: User, trace_id: str | None = None
             raise errors.TransitionNotAllowed("This handoff is already closed.")
         if handoff.candidate_group_id is None or handoff.assignee_id is None:
             raise errors.TransitionNotAllowed("This item is not claimed from a group.")
-        if handoff.assignee_id != actor.pk and not may_reassign(user=actor, handoff=handoff):
+        if not actor.is_active or (
+            handoff.assignee_id != actor.pk and not may_reassign(user=actor, handoff=handoff)
+        ):
             raise errors.Forbidden("Only the person who claimed this item or a manager can release it.")
         previous = handoff.assignee_id
         handoff.assignee, handoff.claimed_at = None, None

@@ -2,6 +2,7 @@
 
 from config.settings.embedded import *  # noqa: F403
 
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405  (a UUID-keyed workflow for the engine tests)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # The in-process relay belongs to a running ASGI server; tests drive the relay explicitly.
@@ -9,3 +10,8 @@ OUTBOX_RELAY_IN_ASGI = False
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Tests listen on the in-memory layer from the test process itself.
 OUTBOX_CHANNEL_LAYER_IN_PROCESS = True
+# Without Redis, tasks pushed after commit must not land in var/broker, where a developer's
+# embedded worker would run them against the wrong database.
+if not REDIS_URL:  # noqa: F405
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}

@@ -1,0 +1,133 @@
+"""Helpers of the engine tests: what the database holds, raw tampering, listening on channels,
+reading what reached the Celery broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from approvals.models import ApprovalRequest
+from config.celery import app as celery_app
+from tests.testapp.models import Ticket
+from workflows.models import AuditEntry, Handoff, IdempotencyKey, OutboxEvent
+
+AUDIT_TABLE = AuditEntry._meta.db_table
+
+
+def db_snapshot() -> dict[str, list[Any]]:
+    """Every row a transition or a handoff change could write, in full."""
+    return {
+        "requests": list(ApprovalRequest.objects.order_by("pk").values()),
+        "tickets": list(Ticket.objects.order_by("pk").values()),
+        "handoffs": list(Handoff.objects.order_by("pk").values()),
+        "audit": list(AuditEntry.objects.order_by("pk").values()),
+        "outbox": list(OutboxEvent.objects.order_by("created_at", "pk").values()),
+        "idempotency_keys": list(IdempotencyKey.objects.order_by("pk").values()),
+    }
+
+
+def audit_sql(sql: str, params: list[Any] | tuple[Any, ...] = ()) -> None:
+    """Run raw SQL on the audit table the way a database superuser could.
+
+    On PostgreSQL the append-only trigger is switched off around the statement (and the
+    test's own transaction rolls it all back); SQLite has no trigger.
+    """
+    on_postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if on_postgres:
+            # ALTER TABLE refuses while deferred foreign-key checks are pending: run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        if on_postgres:
+            cursor.execute(f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER USER")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def audit_column_set(entry_id: int, column: str, value: Any) -> None:
+    """Overwrite one column of one audit entry behind the ORM's back."""
+    placeholder = "%s"
+    if column == "created_at":
+        value = connection.ops.adapt_datetimefield_value(value)
+    elif column == "data":
+        value = json.dumps(value)
+        if connection.vendor == "postgresql":
+            placeholder = "%s::jsonb"
+    audit_sql(f"UPDATE {AUDIT_TABLE} SET {column} = {placeholder} WHERE id = %s", [value, entry_id])
+
+
+def audit_entry_remove(entry_id: int) -> None:
+    audit_sql(f"DELETE FROM {AUDIT_TABLE} WHERE id = %s", [entry_id])
+
+
+# --- the channel layer -------------------------------------------------------------------
+
+
+def channel_listen(*groups: str) -> str:
+    """A real channel on the configured layer, added to `groups`; returns its name."""
+    layer = get_channel_layer()
+    assert layer is not None
+
+    async def join() -> str:
+        name: str = await layer.new_channel()
+        for group in groups:
+            await layer.group_add(group, name)
+        return name
+
+    return async_to_sync(join)()
+
+
+def channel_receive(
+    channel: str, *, count: int, timeout: float = 2.0, quiet: float = 0.2
+) -> list[dict[str, Any]]:
+    """Receive `count` messages (failing after `timeout` for any one), then check that no
+    further message arrives within `quiet` seconds."""
+    layer = get_channel_layer()
+    assert layer is not None
+
+    async def drain() -> list[dict[str, Any]]:
+        received = [await asyncio.wait_for(layer.receive(channel), timeout) for _ in range(count)]
+        try:
+            extra = await asyncio.wait_for(layer.receive(channel), quiet)
+        except TimeoutError:
+            return received
+        raise AssertionError(f"an unexpected extra message arrived: {extra}")
+
+    return async_to_sync(drain)()
+
+
+# --- the Celery broker -------------------------------------------------------------------
+
+
+def broker_use(url: str, transport_options: dict[str, Any]) -> None:
+    """Point the Celery app at another broker.
+
+    The app caches its connection pool; kombu keeps one pool per broker address, so the
+    old one is left open for when the app points back at it.
+    """
+    celery_app.conf.update(broker_url=url, broker_transport_options=transport_options)
+    # Celery has no public way to drop the cached pools (close() also deregisters the app).
+    setattr(celery_app, "_pool", None)  # noqa: B010
+    setattr(celery_app.amqp, "_producer_pool", None)  # noqa: B010
+
+
+def broker_messages() -> list[tuple[str, str, dict[str, Any]]]:
+    """Take every task message waiting in the default queue: (task name, task id, kwargs)."""
+    taken: list[tuple[str, str, dict[str, Any]]] = []
+    with celery_app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = queue.get_nowait()
+                except queue.Empty:
+                    return taken
+                taken.append((message.headers["task"], message.headers["id"], message.payload[1]))
+                message.ack()
+        finally:
+            queue.close()
