@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from approvals.models import TITLE_MAX, RequestType
+from approvals.models import TITLE_MAX, RequestType, State
 from approvals.services import ACTIONS, COMMENT_MAX
 from workflows.errors import WorkflowError
 
@@ -26,8 +26,21 @@ class ServiceErrorsMixin(forms.Form):
 
 
 class RequestCreateForm(ServiceErrorsMixin):
-    request_type = forms.ModelChoiceField(queryset=RequestType.objects.none(), empty_label=None)
-    title = forms.CharField(max_length=TITLE_MAX)
+    request_type = forms.ModelChoiceField(
+        queryset=RequestType.objects.none(),
+        empty_label=None,
+        error_messages={
+            "required": "Choose a request type.",
+            "invalid_choice": "Unknown request type, or one you may not submit: choose one from the list.",
+        },
+    )
+    title = forms.CharField(
+        max_length=TITLE_MAX,
+        error_messages={
+            "required": "A title is required.",
+            "max_length": "At most %(limit_value)d characters (got %(show_value)d).",
+        },
+    )
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
     save_as_draft = forms.BooleanField(required=False, label="Save as draft (do not submit yet)")
 
@@ -47,3 +60,19 @@ class RequestActionForm(ServiceErrorsMixin):
     idempotency_key = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
     title = forms.CharField(max_length=TITLE_MAX, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+
+class RequestFilterForm(forms.Form):
+    """The filters and keyset position of the 'All requests' list, read from the query string."""
+
+    state = forms.ChoiceField(
+        choices=[("", "Any state"), *State.choices],
+        required=False,
+        error_messages={"invalid_choice": "Unknown state '%(value)s': choose one from the list."},
+    )
+    before = forms.IntegerField(
+        min_value=1,
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid": "The page position must be a request number."},
+    )

@@ -198,7 +198,7 @@ class ApprovalRequest(WorkflowModel):
     def workflow_effects(self, *, step: TransitionStep) -> WorkflowEffects:
         effects = WorkflowEffects(close=list(step.open_handoffs))
         if step.target == State.IN_REVIEW:
-            effects.open.append(HandoffSpec(group=self.request_type.approver_group, stage="review"))
+            effects.open.append(HandoffSpec(group=self._approver_group(), stage="review"))
         effects.tasks.append(
             TaskSpec(
                 name="approvals.notify_transition",
@@ -206,6 +206,12 @@ class ApprovalRequest(WorkflowModel):
             )
         )
         return effects
+
+    def _approver_group(self) -> Group:
+        if ApprovalRequest.request_type.is_cached(self):
+            return self.request_type.approver_group
+        # One query for the group instead of one for the type and one for its group.
+        return Group.objects.get(reviewed_request_types=self.request_type_id)
 
     def workflow_forbidden_reason(self, *, name: str, principal: User | None) -> str:
         return policies.forbidden_reason(self, name=name, user=principal)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workflows.models import Handoff
-from workflows.permissions import holds_handoff, user_group_ids
+from workflows.permissions import holds_handoff, open_handoffs, user_group_ids
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -43,18 +43,23 @@ def may_decide(request: ApprovalRequest, user: User) -> bool:
         return False
     if not user.has_perm("approvals.decide_approvalrequest"):
         return False
-    return any(holds_handoff(user=user, handoff=h) for h in Handoff.objects.for_instance(request).open())
+    return any(holds_handoff(user=user, handoff=h) for h in open_handoffs(request))
 
 
 def may_cancel(request: ApprovalRequest, user: User) -> bool:
     return user.is_active and user.has_perm("approvals.cancel_approvalrequest")
 
 
+def may_view_all(user: User) -> bool:
+    """Managers, auditors and superusers see every request and its history."""
+    return user.is_active and user.has_perm("approvals.view_all_approvalrequest")
+
+
 def may_view(request: ApprovalRequest, user: User) -> bool:
     """The requester, whoever held or may hold one of its handoffs, and people who see everything."""
     if not user.is_active:
         return False
-    if request.requester_id == user.pk or user.has_perm("approvals.view_all_approvalrequest"):
+    if request.requester_id == user.pk or may_view_all(user):
         return True
     groups = user_group_ids(user)
     for handoff in Handoff.objects.for_instance(request):

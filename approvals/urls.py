@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("inbox/", views.inbox, name="inbox"),
     path("requests/", views.my_requests, name="my_requests"),
+    path("requests/all/", views.all_requests, name="all_requests"),
     path("requests/new/", views.request_new, name="request_new"),
     path("requests/<int:pk>/", views.request_detail, name="request_detail"),
     path("requests/<int:pk>/act/", views.request_action, name="request_action"),

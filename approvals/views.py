@@ -11,15 +11,19 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.models import User
-from approvals import selectors, services
-from approvals.forms import RequestActionForm, RequestCreateForm
+from approvals import policies, selectors, services
+from approvals.forms import RequestActionForm, RequestCreateForm, RequestFilterForm
+from approvals.models import ApprovalRequest
 from workflows import errors
 from workflows.services import handoff_claim, handoff_unclaim
+
+PAGE_SIZE = 50
 
 ACTION_LABELS = {
     "approve": "Approve",
@@ -43,6 +47,7 @@ def _page_param(request: HttpRequest, name: str) -> int | None:
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     user = _me(request)
     context = {
@@ -53,21 +58,47 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def inbox(request: HttpRequest) -> HttpResponse:
-    limit = 50
-    rows = selectors.inbox_for_user(user=_me(request), after_id=_page_param(request, "after"), limit=limit)
-    next_after = rows[-1].handoff.pk if len(rows) == limit else None
+    rows = selectors.inbox_for_user(
+        user=_me(request), after_id=_page_param(request, "after"), limit=PAGE_SIZE
+    )
+    next_after = rows[-1].handoff.pk if len(rows) == PAGE_SIZE else None
     return render(request, "approvals/inbox.html", {"rows": rows, "next_after": next_after})
 
 
 @login_required
+@require_safe
 def my_requests(request: HttpRequest) -> HttpResponse:
-    limit = 50
     rows = selectors.requests_of_requester(
-        user=_me(request), before_id=_page_param(request, "before"), limit=limit
+        user=_me(request), before_id=_page_param(request, "before"), limit=PAGE_SIZE
     )
-    next_before = rows[-1].pk if len(rows) == limit else None
+    next_before = rows[-1].pk if len(rows) == PAGE_SIZE else None
     return render(request, "approvals/my_requests.html", {"rows": rows, "next_before": next_before})
+
+
+@login_required
+@require_safe
+def all_requests(request: HttpRequest) -> HttpResponse:
+    if not policies.may_view_all(_me(request)):
+        raise PermissionDenied("Only managers and auditors can see every request.")
+    form = RequestFilterForm(request.GET)
+    if not form.is_valid():
+        # A bad filter is the caller's mistake: say which and why, list nothing.
+        return render(
+            request,
+            "approvals/all_requests.html",
+            {"form": form, "rows": [], "next_before": None},
+            status=400,
+        )
+    state = form.cleaned_data["state"] or None
+    rows = selectors.requests_all(state=state, before_id=form.cleaned_data["before"], limit=PAGE_SIZE)
+    next_before = rows[-1].pk if len(rows) == PAGE_SIZE else None
+    return render(
+        request,
+        "approvals/all_requests.html",
+        {"form": form, "rows": rows, "next_before": next_before, "state": state or ""},
+    )
 
 
 @login_required
@@ -98,7 +129,12 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return render(request, "approvals/request_new.html", {"form": form}, status=status)
 
 
-def _detail_context(request: HttpRequest, pk: int, form: RequestActionForm | None = None) -> dict[str, Any]:
+def _detail_context(
+    request: HttpRequest,
+    pk: int,
+    form: RequestActionForm | None = None,
+    problem: str | None = None,
+) -> dict[str, Any]:
     page = selectors.request_page(request_id=pk, user=_me(request))
     if page is None:
         raise Http404("No such request.")
@@ -108,10 +144,25 @@ def _detail_context(request: HttpRequest, pk: int, form: RequestActionForm | Non
         "actions": [(name, ACTION_LABELS[name]) for name in page.actions],
         "form": form or RequestActionForm(initial={"version": page.request.version}),
         "idempotency_key": uuid.uuid4().hex,
+        "problem": problem,
     }
 
 
+def _problem_message(exc: errors.WorkflowError, req: ApprovalRequest, what: str) -> str:
+    """Say plainly what went wrong; `req` is the request as it is now (reloaded)."""
+    now = req.get_state_display()
+    if isinstance(exc, errors.StaleVersion):
+        return (
+            f"{req.reference} changed since you loaded it (someone else acted; it is now {now}). "
+            "Nothing was done: check it below and try again."
+        )
+    if isinstance(exc, errors.TransitionNotAllowed):
+        return f"You cannot {what} {req.reference}: it is {now} now. Nothing was done."
+    return exc.detail
+
+
 @login_required
+@require_safe
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/request_detail.html", _detail_context(request, pk))
 
@@ -119,6 +170,9 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
+    # Visibility first: someone who may not see the request learns nothing about it.
+    if selectors.request_visible(request_id=pk, user=_me(request)) is None:
+        raise Http404("No such request.")
     form = RequestActionForm(request.POST)
     if not form.is_valid():
         return render(
@@ -143,9 +197,11 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     except errors.NotFound:
         raise Http404("No such request.") from None
     except errors.WorkflowError as exc:
-        form.add_service_error(exc)
+        if exc.field_errors:
+            form.add_service_error(exc)
         context = _detail_context(request, pk, form)
-        context["error"] = exc
+        if not exc.field_errors:
+            context["problem"] = _problem_message(exc, context["req"], ACTION_LABELS[action].lower())
         return render(request, "approvals/request_detail.html", context, status=exc.http_status)
     label = ACTION_LABELS[action].lower()
     messages.success(
@@ -161,27 +217,37 @@ def _handoff_back(request: HttpRequest) -> HttpResponse:
     return redirect("approvals:inbox")
 
 
-@login_required
-@require_POST
-def handoff_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+def _handoff_change(request: HttpRequest, pk: int, *, claim: bool) -> HttpResponse:
+    """Claim or release a handoff; a refusal is shown on the request's page with its status."""
+    found = selectors.handoff_request(handoff_id=pk)
+    if found is None or not policies.may_view(found[1], _me(request)):
+        raise Http404("No such item.")
+    req = found[1]
     try:
-        handoff_claim(handoff_id=pk, actor=_me(request))
-        messages.success(request, "Claimed: the item is yours now.")
+        if claim:
+            handoff_claim(handoff_id=pk, actor=_me(request))
+        else:
+            handoff_unclaim(handoff_id=pk, actor=_me(request))
     except errors.NotFound:
         raise Http404("No such item.") from None
     except errors.WorkflowError as exc:
-        messages.error(request, exc.detail)
+        context = _detail_context(request, req.pk)
+        context["problem"] = f"{'Claim' if claim else 'Release'} refused: {exc.detail} Nothing was changed."
+        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+    if claim:
+        messages.success(request, f"Claimed {req.reference}: it is yours now.")
+    else:
+        messages.success(request, f"Released {req.reference}: it is back in its group's queue.")
     return _handoff_back(request)
+
+
+@login_required
+@require_POST
+def handoff_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _handoff_change(request, pk, claim=True)
 
 
 @login_required
 @require_POST
 def handoff_unclaim_view(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        handoff_unclaim(handoff_id=pk, actor=_me(request))
-        messages.success(request, "Released: the item is back in its group's queue.")
-    except errors.NotFound:
-        raise Http404("No such item.") from None
-    except errors.WorkflowError as exc:
-        messages.error(request, exc.detail)
-    return _handoff_back(request)
+    return _handoff_change(request, pk, claim=False)

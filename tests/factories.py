@@ -31,7 +31,9 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     first_name = factory.Faker("first_name")
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    # Hashed before the insert: a post-generation set_password would never be saved
+    # (skip_postgeneration_save), leaving the row without a usable password.
+    password = factory.django.Password("pw")
 
     @factory.post_generation
     def roles(self: User, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:

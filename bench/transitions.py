@@ -1,0 +1,802 @@
+"""bench/transitions: transitions per second through the service, beside raw SQL, on PostgreSQL.
+
+Run it (about a minute and a half with the defaults; PostgreSQL at 127.0.0.1:5432, Redis):
+
+    .venv/bin/python -m bench.transitions                 # or: .venv/bin/python bench/transitions.py
+    .venv/bin/python -m bench.transitions --seconds 20 --workers 8 --requests 20 --check
+
+It drops and re-creates the database `baton_bench` (migrated, then seeded through the
+services: role groups, one reviewers group, one request type, per worker a requester and an
+approver, and `--requests` requests per worker in `in_review`, each worker creating its own)
+and uses Redis db 14 (`--redis-url`) as channel layer and Celery broker. Afterwards it
+purges the Celery queue and the channel-layer keys it wrote there.
+
+What exactly is compared, in the same run, at the same concurrency (`--workers` processes
+per side, not threads: the GIL would serialise threads), each worker on its own distinct
+requests:
+
+  service  `approvals.services.request_act`, the product's entry point, which calls
+           `workflows.services.transition`. Each worker alternates on each of its requests
+           `request_changes` by its approver (closes the review handoff) and `resubmit` by
+           its requester (opens a new review handoff). The actor is a fresh copy of a User
+           loaded once, as a web request hands the service a freshly loaded `request.user`
+           (no permission caches carried over), without timing that load. Everything the
+           service does counts: the lock, the permission checks, the transition, handoffs,
+           the audit entry, the outbox rows, and after commit the real push of the events
+           (3 channel-layer group sends to Redis, two of them to groups with a listening
+           channel, and 1 Celery task published to the Redis broker) and marking them
+           delivered.
+  raw      psycopg 3, same tables, same alternation on other requests of the same kind, one
+           transaction per transition with the same rows written: SELECT ... FOR UPDATE the
+           request; close its open handoff (UPDATE ... RETURNING) or INSERT a new one;
+           INSERT the audit entry with the same sha256 chain hash, computed in Python as
+           `workflows.audit.entry_hash` does (so `audit_verify` checks the raw chains too);
+           UPDATE the request row (state, version, audit head, timestamps); INSERT the same
+           4 outbox rows. It pushes nothing to Redis and leaves its outbox rows pending:
+           the floor the service is measured against.
+
+The measured time is split into `--rounds` windows per side, alternating raw, service,
+raw, service..., so that whatever else the machine does weighs on both alike; each window
+starts with an unmeasured second (the first with `--warmup`) while the other side's last
+transitions finish.
+
+Printed: transitions/s and latency p50/p95 of both sides, the CPU each transition cost in
+the worker, in its PostgreSQL backend and in Redis, the ratio service/raw and the target
+(service >= 0.5 x raw); with --check the exit status is 1 when the ratio is below target.
+Before the run it prints the SQL statements one transition of each kind costs through the
+service (CaptureQueriesContext, BEGIN/COMMIT and the after-commit push included); after it,
+it verifies the result: every audit chain intact (`audit_verify`), every request's version,
+chain head, state and open handoffs consistent with the transitions counted, every service
+outbox event delivered, and the service's Celery messages present in the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python bench/transitions.py`
+    sys.path.insert(0, str(ROOT))
+
+DB_NAME = "baton_bench"
+TARGET_RATIO = 0.5
+CHANNEL_PREFIX = "baton-bench"
+IN_REVIEW = "in_review"
+CHANGES_REQUESTED = "changes_requested"
+CHANGE_COMMENT = "Please attach the quote."
+GENESIS = "0" * 64
+SETTLE = 1.0  # unmeasured seconds at the start of every window after the first
+SIDES = ("raw", "service")
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def _configure_environment(*, settings: str, server_url: str, redis_url: str) -> None:
+    """Settings come from the environment; spawned workers inherit it."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    os.environ["DATABASE_URL"] = f"{server_url.rstrip('/')}/{DB_NAME}"
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["CHANNEL_PREFIX"] = CHANNEL_PREFIX
+    # DEBUG would make Django keep every query in memory; the bench measures production-like code.
+    os.environ["DEBUG"] = "0"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["CONN_MAX_AGE"] = "600"
+
+
+def _django_setup() -> None:
+    import django
+
+    django.setup()
+
+
+def _recreate_database(server_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server_url.rstrip('/')}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+# --- seeding -------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerPlan:
+    """Who one worker process acts as, and on what."""
+
+    side: str
+    index: int
+    approver_id: int
+    requester_id: int
+    group_id: int
+    content_type_id: int
+    request_type_id: int
+    requests: int
+
+
+@dataclass
+class Seed:
+    plans: list[WorkerPlan]
+    spare_request_id: int
+    spare_approver_id: int
+    spare_requester_id: int
+
+
+def _seed(*, workers: int, per_worker: int) -> Seed:
+    """Migrate and create the people, the group and the type; workers create their requests."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from django.contrib.auth.models import Group
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+    from guardian.shortcuts import assign_perm
+
+    from accounts.models import User
+    from accounts.roles import APPROVERS, REQUESTERS, roles_sync
+    from approvals.models import ApprovalRequest, RequestType
+    from approvals.services import request_create
+
+    call_command("migrate", verbosity=0)
+    roles = roles_sync()
+    reviewers = Group.objects.create(name="bench-reviewers")
+    request_type = RequestType.objects.create(slug="bench", name="Bench", approver_group=reviewers)
+    assign_perm("approvals.submit_requesttype", roles[REQUESTERS], request_type)
+    content_type = ContentType.objects.get_for_model(ApprovalRequest)
+
+    def person(name: str, *groups: Group) -> User:
+        user = User.objects.create_user(username=name, email=f"{name}@example.com", password=None)
+        user.groups.add(*groups)
+        return user
+
+    # Someone is "online" for the reviewers' inbox and each requester's inbox: their
+    # channel receives the group sends, as a connected browser's would.
+    layer = get_channel_layer()
+    assert layer is not None
+
+    def listen(group: str, who: str) -> None:
+        async_to_sync(layer.group_add)(group, f"bench-listener.{who}")
+
+    listen(f"inbox.group.{reviewers.pk}", "reviewers")
+    plans = []
+    for side in SIDES:
+        for index in range(workers):
+            requester = person(f"{side}-requester-{index}", roles[REQUESTERS])
+            approver = person(f"{side}-approver-{index}", roles[APPROVERS], reviewers)
+            listen(f"inbox.user.{requester.pk}", f"{side}-{index}")
+            plans.append(
+                WorkerPlan(
+                    side=side,
+                    index=index,
+                    approver_id=approver.pk,
+                    requester_id=requester.pk,
+                    group_id=reviewers.pk,
+                    content_type_id=content_type.pk,
+                    request_type_id=request_type.pk,
+                    requests=per_worker,
+                )
+            )
+    spare_requester = person("spare-requester", roles[REQUESTERS])
+    spare_approver = person("spare-approver", roles[APPROVERS], reviewers)
+    spare = request_create(requester=spare_requester, request_type=request_type, title="spare")
+    return Seed(
+        plans=plans,
+        spare_request_id=spare.pk,
+        spare_approver_id=spare_approver.pk,
+        spare_requester_id=spare_requester.pk,
+    )
+
+
+def _create_requests(plan: WorkerPlan) -> list[int]:
+    """The worker's own requests, submitted through the service (so they are in review)."""
+    from accounts.models import User
+    from approvals.models import RequestType
+    from approvals.services import request_create
+
+    requester = User.objects.get(pk=plan.requester_id)
+    request_type = RequestType.objects.get(pk=plan.request_type_id)
+    return [
+        request_create(
+            requester=requester, request_type=request_type, title=f"{plan.side} {plan.index}.{n}"
+        ).pk
+        for n in range(plan.requests)
+    ]
+
+
+# --- queries per transition ----------------------------------------------------------------
+
+
+@dataclass
+class QueryCount:
+    action: str
+    total: int
+    sql: list[str]
+
+
+def _count_queries(seed: Seed) -> list[QueryCount]:
+    """SQL statements of one request_changes and one resubmit, after-commit push included.
+
+    A first pair warms the process (content types, connections); the second is counted,
+    each with a fresh copy of the actor, as a new web request would have.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import User
+    from approvals.services import request_act
+
+    approver = User.objects.get(pk=seed.spare_approver_id)
+    requester = User.objects.get(pk=seed.spare_requester_id)
+    steps = [("request_changes", approver, CHANGE_COMMENT), ("resubmit", requester, "")]
+    for action, actor, comment in steps:
+        request_act(request_id=seed.spare_request_id, action=action, actor=copy.copy(actor), comment=comment)
+    counts = []
+    for action, actor, comment in steps:
+        with CaptureQueriesContext(connection) as captured:
+            request_act(
+                request_id=seed.spare_request_id, action=action, actor=copy.copy(actor), comment=comment
+            )
+        sql = [q["sql"] for q in captured.captured_queries]
+        counts.append(QueryCount(action=action, total=len(sql), sql=sql))
+    return counts
+
+
+# --- the workers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of time one side runs in: from `begin`, measured from `measure` to `end`."""
+
+    side: str
+    begin: float
+    measure: float
+    end: float
+
+
+def _schedule(*, rounds: int, seconds: float, warmup: float) -> list[Window]:
+    """Offsets from the common start: raw, service, raw, service..., `seconds` measured per side."""
+    windows = []
+    at = 0.0
+    measured = seconds / rounds
+    for round_ in range(rounds):
+        for side in SIDES:
+            lead = warmup if round_ == 0 else SETTLE
+            windows.append(Window(side=side, begin=at, measure=at + lead, end=at + lead + measured))
+            at += lead + measured
+    return windows
+
+
+@dataclass
+class WorkerResult:
+    side: str
+    index: int
+    request_ids: list[int] = field(default_factory=list)
+    done: int = 0  # every transition, unmeasured ones included
+    latencies: list[float] = field(default_factory=list)  # seconds, of transitions inside windows
+    cpu_transitions: int = 0  # transitions begun inside windows, over which CPU was measured
+    cpu_client: float = 0.0  # seconds of this process's CPU (all its threads)
+    cpu_server: float | None = 0.0  # seconds of its PostgreSQL backend's CPU, if readable
+    error: str = ""
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by a local PostgreSQL backend process (None if not readable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_windows(
+    result: WorkerResult, windows: list[Window], start: float, backend_pid: int, step: Any
+) -> None:
+    """Call `step()` back to back inside each of this side's windows, measuring as it goes."""
+    for window in windows:
+        if window.side != result.side:
+            continue
+        begin, measure, end = start + window.begin, start + window.measure, start + window.end
+        time.sleep(max(0.0, begin - time.monotonic()))
+        cpu_at: tuple[float, float | None] | None = None
+        while (began := time.monotonic()) < end:
+            if cpu_at is None and began >= measure:
+                cpu_at = (time.process_time(), _backend_cpu(backend_pid))
+            step()
+            finished = time.monotonic()
+            result.done += 1
+            if cpu_at is not None:
+                result.cpu_transitions += 1
+                if finished <= end:
+                    result.latencies.append(finished - began)
+        if cpu_at is not None:
+            result.cpu_client += time.process_time() - cpu_at[0]
+            server_now = _backend_cpu(backend_pid)
+            if result.cpu_server is not None and server_now is not None and cpu_at[1] is not None:
+                result.cpu_server += server_now - cpu_at[1]
+            else:
+                result.cpu_server = None
+
+
+def _worker(
+    plan: WorkerPlan, dsn: str, windows: list[Window], ready: Any, go: Any, start: Any, out: Any
+) -> None:
+    result = WorkerResult(side=plan.side, index=plan.index)
+    try:
+        _django_setup()
+        result.request_ids = _create_requests(plan)
+        if plan.side == "service":
+            step, backend_pid = _service_stepper(plan, result.request_ids)
+        else:
+            step, backend_pid = _raw_stepper(plan, result.request_ids, dsn)
+        ready.wait()
+        go.wait()
+        _run_windows(result, windows, start.value, backend_pid, step)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    out.put(result)
+
+
+def _service_stepper(plan: WorkerPlan, request_ids: list[int]) -> tuple[Any, int]:
+    from django.db import connection
+
+    from accounts.models import User
+    from approvals.models import ApprovalRequest
+    from approvals.services import request_act
+
+    approver = User.objects.get(pk=plan.approver_id)
+    requester = User.objects.get(pk=plan.requester_id)
+    states = dict(ApprovalRequest.objects.filter(pk__in=request_ids).values_list("pk", "state"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend_pid,) = cursor.fetchone()
+    turn = 0
+
+    def step() -> None:
+        nonlocal turn
+        pk = request_ids[turn % len(request_ids)]
+        turn += 1
+        if states[pk] == IN_REVIEW:
+            outcome = request_act(
+                request_id=pk, action="request_changes", actor=copy.copy(approver), comment=CHANGE_COMMENT
+            )
+        else:
+            outcome = request_act(request_id=pk, action="resubmit", actor=copy.copy(requester))
+        states[pk] = outcome.target
+
+    return step, backend_pid
+
+
+def _raw_stepper(plan: WorkerPlan, request_ids: list[int], dsn: str) -> tuple[Any, int]:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()  # seeding used Django; from here on this side is psycopg only
+    conn = psycopg.connect(dsn, autocommit=True)
+    cur = conn.cursor()
+    turn = 0
+
+    def step() -> None:
+        nonlocal turn
+        pk = request_ids[turn % len(request_ids)]
+        turn += 1
+        with conn.transaction():
+            _raw_transition(cur, plan, pk)
+
+    return step, conn.info.backend_pid
+
+
+def _json_datetime(moment: datetime) -> str:
+    """A datetime as DjangoJSONEncoder writes it (milliseconds, 'Z'), as the service stores it."""
+    text = moment.isoformat()
+    if moment.microsecond:
+        text = text[:23] + text[26:]
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+
+
+def _raw_hash(body: dict[str, Any]) -> str:
+    """The chain hash, computed exactly as workflows.audit.entry_hash does."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+LOCK_SQL = (
+    "SELECT state, version, audit_seq, audit_head, submitted_at FROM approvals_approvalrequest "
+    "WHERE id = %s FOR UPDATE"
+)
+CLOSE_HANDOFF_SQL = (
+    "UPDATE workflows_handoff SET closed_at = %s, closed_by_id = %s, close_reason = 'done' "
+    "WHERE content_type_id = %s AND object_id = %s AND closed_at IS NULL RETURNING id, candidate_group_id"
+)
+OPEN_HANDOFF_SQL = (
+    "INSERT INTO workflows_handoff (content_type_id, object_id, stage, candidate_group_id, opened_at, "
+    "opened_by_id, close_reason) VALUES (%s, %s, 'review', %s, %s, %s, '') RETURNING id"
+)
+AUDIT_SQL = (
+    "INSERT INTO workflows_auditentry (content_type_id, object_id, seq, kind, action, source, target, "
+    "actor_id, on_behalf_of_id, comment, data, trace_id, created_at, prev_hash, hash) "
+    "VALUES (%s, %s, %s, 'transition', %s, %s, %s, %s, NULL, %s, %s, %s, %s, %s, %s)"
+)
+REQUEST_SQL = (
+    "UPDATE approvals_approvalrequest SET state = %s, version = %s, audit_seq = %s, audit_head = %s, "
+    "updated_at = %s, submitted_at = %s WHERE id = %s"
+)
+OUTBOX_SQL = (
+    "INSERT INTO workflows_outboxevent (id, kind, destination, payload, status, attempts, available_at, "
+    "created_at, delivered_at, last_error) VALUES "
+    + ", ".join(["(%s, %s, %s, %s, 'pending', 0, %s, %s, NULL, '')"] * 4)
+)
+
+
+def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> str:
+    """One transition in one transaction: the rows the service writes, through psycopg."""
+    from psycopg.types.json import Jsonb
+
+    cur.execute(LOCK_SQL, (pk,))
+    state, version, seq, head, submitted_at = cur.fetchone()
+    now = datetime.now(UTC)
+    object_id = str(pk)
+    changes: dict[str, Any] = {}
+    if state == IN_REVIEW:
+        action, target, actor_id, comment = (
+            "request_changes",
+            CHANGES_REQUESTED,
+            plan.approver_id,
+            CHANGE_COMMENT,
+        )
+        cur.execute(CLOSE_HANDOFF_SQL, (now, actor_id, plan.content_type_id, object_id))
+        closed = cur.fetchall()
+        handoffs = {"closed": [{"id": h, "reason": "done"} for h, _ in closed], "opened": []}
+        holders = [f"inbox.group.{g}" for _, g in closed]
+        new_submitted = submitted_at
+    else:
+        action, target, actor_id, comment = "resubmit", IN_REVIEW, plan.requester_id, ""
+        cur.execute(OPEN_HANDOFF_SQL, (plan.content_type_id, object_id, plan.group_id, now, actor_id))
+        (opened,) = cur.fetchone()
+        handoffs = {
+            "closed": [],
+            "opened": [
+                {"id": opened, "stage": "review", "user": None, "group": plan.group_id, "due_at": None}
+            ],
+        }
+        holders = [f"inbox.group.{plan.group_id}"]
+        new_submitted = now
+        changes = {"submitted_at": [_json_datetime(submitted_at), _json_datetime(now)]}
+    data: dict[str, Any] = {"changes": changes, "handoffs": handoffs} if changes else {"handoffs": handoffs}
+    seq += 1
+    version += 1
+    trace_id = uuid.uuid4().hex
+    prev_hash = head or GENESIS
+    digest = _raw_hash(
+        {
+            "ref": f"approvals.approvalrequest:{object_id}",
+            "seq": seq,
+            "kind": "transition",
+            "action": action,
+            "source": state,
+            "target": target,
+            "actor": actor_id,
+            "on_behalf_of": None,
+            "comment": comment,
+            "data": data,
+            "trace_id": trace_id,
+            "created_at": now.isoformat(timespec="microseconds"),
+            "prev_hash": prev_hash,
+        }
+    )
+    cur.execute(
+        AUDIT_SQL,
+        (
+            plan.content_type_id,
+            object_id,
+            seq,
+            action,
+            state,
+            target,
+            actor_id,
+            comment,
+            Jsonb(data),
+            trace_id,
+            now,
+            prev_hash,
+            digest,
+        ),
+    )
+    cur.execute(REQUEST_SQL, (target, version, seq, digest, now, new_submitted, pk))
+    payload = {
+        "topic": "instance.transitioned",
+        "ref": f"approvals.approvalrequest:{object_id}",
+        "state": target,
+        "version": version,
+        "audit_seq": seq,
+        "action": action,
+        "source": state,
+        "target": target,
+    }
+    destinations = [
+        *(("channel", d, payload) for d in holders),
+        ("channel", f"inbox.user.{plan.requester_id}", payload),
+        ("channel", f"instance.approvals.approvalrequest.{object_id}", payload),
+        (
+            "task",
+            "approvals.notify_transition",
+            {"kwargs": {"request_id": pk, "action": action, "audit_seq": seq}},
+        ),
+    ]
+    params: list[Any] = []
+    for kind, destination, body in destinations:
+        params += [uuid.uuid4(), kind, destination, Jsonb(body), now, now]
+    cur.execute(OUTBOX_SQL, params)
+    return target
+
+
+# --- the outcome ---------------------------------------------------------------------------
+
+
+@dataclass
+class SideResult:
+    name: str
+    seconds: float
+    workers: list[WorkerResult]
+    redis_cpu: float | None
+
+    @property
+    def done(self) -> int:
+        return sum(w.done for w in self.workers)
+
+    @property
+    def latencies(self) -> list[float]:
+        return sorted(x for w in self.workers for x in w.latencies)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: int) -> float:
+        values = self.latencies
+        if len(values) < 2:
+            return values[0] if values else float("nan")
+        return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+    def cpu_ms(self, which: str) -> str:
+        ops = sum(w.cpu_transitions for w in self.workers)
+        if which == "redis":
+            total = self.redis_cpu
+        elif which == "server":
+            servers = [w.cpu_server for w in self.workers]
+            total = None if any(s is None for s in servers) else sum(s or 0.0 for s in servers)
+        else:
+            total = sum(w.cpu_client for w in self.workers)
+        return "n/a" if total is None or not ops else f"{total / ops * 1000:.2f}"
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{self.name} worker {w.index}: {w.error}" for w in self.workers if w.error]
+
+
+def _redis_cpu(client: Any) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _run(
+    seed: Seed, *, dsn: str, redis_url: str, rounds: int, seconds: float, warmup: float
+) -> dict[str, SideResult]:
+    """Start every worker, let them seed, then run the windows; Redis CPU sampled per window."""
+    import redis
+    from django.db import connections
+
+    # The parent's connections are not for the children; spawned processes open their own.
+    connections.close_all()
+    windows = _schedule(rounds=rounds, seconds=seconds, warmup=warmup)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Barrier(len(seed.plans) + 1)
+    go = ctx.Event()
+    start = ctx.Value("d", 0.0)
+    out = ctx.Queue()
+    processes = [
+        ctx.Process(
+            target=_worker, args=(plan, dsn, windows, ready, go, start, out), name=f"{plan.side}-{plan.index}"
+        )
+        for plan in seed.plans
+    ]
+    for process in processes:
+        process.start()
+    ready.wait(timeout=600)
+    print(
+        f"  {len(processes)} workers ready; windows: "
+        + ", ".join(f"{w.side} {w.end - w.measure:g}s" for w in windows)
+    )
+    start.value = time.monotonic() + 0.5
+    go.set()
+    redis_cpu = dict.fromkeys(SIDES, 0.0)
+    client = redis.Redis.from_url(redis_url)
+    for window in windows:
+        time.sleep(max(0.0, start.value + window.measure - time.monotonic()))
+        before = _redis_cpu(client)
+        time.sleep(max(0.0, start.value + window.end - time.monotonic()))
+        redis_cpu[window.side] += _redis_cpu(client) - before
+    client.close()
+    results = [out.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    measured = seconds / rounds * rounds
+    return {
+        side: SideResult(
+            name=side,
+            seconds=measured,
+            workers=sorted((r for r in results if r.side == side), key=lambda r: r.index),
+            redis_cpu=redis_cpu[side],
+        )
+        for side in SIDES
+    }
+
+
+def _verify(service: SideResult, raw: SideResult) -> list[str]:
+    """What must hold after the run; returns the problems found (none when all is well)."""
+    from collections import Counter
+
+    from django.contrib.contenttypes.models import ContentType
+
+    from approvals.models import ApprovalRequest
+    from workflows.audit import audit_verify
+    from workflows.models import Handoff, OutboxEvent
+
+    problems: list[str] = []
+    report = audit_verify()
+    print(f"  audit_verify: {report.entries} entries in {report.chains} chains, intact={report.ok}")
+    problems += [f"audit chain broken: {brk}" for brk in report.breaks]
+
+    content_type = ContentType.objects.get_for_model(ApprovalRequest)
+    open_counts = Counter(
+        Handoff.objects.filter(content_type=content_type, closed_at__isnull=True).values_list(
+            "object_id", flat=True
+        )
+    )
+    for side in (service, raw):
+        ids = [pk for w in side.workers for pk in w.request_ids]
+        rows = ApprovalRequest.objects.filter(pk__in=ids).values_list("pk", "state", "version", "audit_seq")
+        # Seeded by create + submit (2 entries, version 2); every transition adds one of each.
+        moved = 0
+        for pk, state, version, seq in rows:
+            moved += seq - 2
+            if version != seq:
+                problems.append(f"{side.name} request {pk}: version {version} but chain head #{seq}")
+            expected_open = 1 if state == IN_REVIEW else 0
+            if state not in (IN_REVIEW, CHANGES_REQUESTED) or open_counts[str(pk)] != expected_open:
+                problems.append(f"{side.name} request {pk}: {state}, {open_counts[str(pk)]} open handoffs")
+        if moved != side.done:
+            problems.append(
+                f"{side.name}: the workers counted {side.done} transitions, the chains hold {moved}"
+            )
+        print(
+            f"  {side.name}: {moved} transitions on {len(ids)} requests; versions, heads, states, handoffs agree"
+        )
+
+    statuses = Counter(OutboxEvent.objects.values_list("status", flat=True))
+    pending, dead = statuses[OutboxEvent.Status.PENDING], statuses[OutboxEvent.Status.DEAD]
+    # The service pushes its events after commit; raw SQL leaves its own 4 per transition pending.
+    if pending != 4 * raw.done or dead:
+        problems.append(
+            f"outbox: {dict(statuses)}; expected exactly {4 * raw.done} pending (raw's), none dead"
+        )
+    print(
+        f"  outbox: {statuses[OutboxEvent.Status.DELIVERED]} delivered by the service's push, "
+        f"{pending} pending (raw SQL's), {dead} dead"
+    )
+    return problems
+
+
+def _purge_redis(redis_url: str) -> tuple[int, int]:
+    """Empty the Celery queue and remove the channel-layer keys the bench wrote."""
+    import redis
+
+    from config.celery import app
+
+    purged = app.control.purge()
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{CHANNEL_PREFIX}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    return purged, len(keys)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per side (20)")
+    parser.add_argument("--rounds", type=int, default=2, help="windows per side, alternating (2)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before the first (2)")
+    parser.add_argument("--workers", type=int, default=8, help="concurrent worker processes per side (8)")
+    parser.add_argument("--requests", type=int, default=20, help="distinct requests per worker (20)")
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="Redis db for the bench")
+    parser.add_argument("--settings", default="config.settings.embedded", help="Django settings module")
+    parser.add_argument(
+        "--show-queries", action="store_true", help="print the SQL of each counted transition"
+    )
+    parser.add_argument("--check", action="store_true", help=f"exit 1 when service/raw < {TARGET_RATIO}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    began = time.monotonic()
+    _configure_environment(settings=args.settings, server_url=args.pg_url, redis_url=args.redis_url)
+    _recreate_database(args.pg_url)
+    _django_setup()
+    print(
+        f"bench/transitions: {args.workers} worker processes per side, {args.requests} requests each, "
+        f"{args.seconds:g}s measured per side in {args.rounds} rounds; {DB_NAME}, {args.redis_url}"
+    )
+    seed = _seed(workers=args.workers, per_worker=args.requests)
+
+    print("SQL statements per transition through the service (BEGIN/COMMIT and after-commit push included):")
+    for count in _count_queries(seed):
+        print(f"  {count.action:<16} {count.total}")
+        if args.show_queries:
+            for sql in count.sql:
+                print(f"      {sql}")
+
+    sides = _run(
+        seed,
+        dsn=f"{args.pg_url.rstrip('/')}/{DB_NAME}",
+        redis_url=args.redis_url,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        warmup=args.warmup,
+    )
+    service, raw = sides["service"], sides["raw"]
+    errors = raw.errors + service.errors
+    for error in errors:
+        print(f"  ERROR {error}")
+
+    ratio = service.rate / raw.rate if raw.rate else 0.0
+    print(
+        f"\n{'':<8} {'transitions/s':>13} {'p50 ms':>8} {'p95 ms':>8} {'count':>6}   CPU ms per transition:"
+    )
+    print(f"{'':<8} {'':>13} {'':>8} {'':>8} {'':>6}   {'worker':>7} {'postgres':>8} {'redis':>6}")
+    for side in (service, raw):
+        print(
+            f"{side.name:<8} {side.rate:>13.1f} {side.percentile(50) * 1000:>8.2f} "
+            f"{side.percentile(95) * 1000:>8.2f} {len(side.latencies):>6}   "
+            f"{side.cpu_ms('client'):>7} {side.cpu_ms('server'):>8} {side.cpu_ms('redis'):>6}"
+        )
+    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    print(f"ratio service/raw = {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})\n")
+
+    print("verification:")
+    problems = _verify(service, raw)
+    purged, keys = _purge_redis(args.redis_url)
+    print(f"  celery: {purged} task messages were in the broker (purged); {keys} channel-layer keys removed")
+    if purged < service.done:
+        problems.append(f"celery: {purged} task messages in the broker, expected at least {service.done}")
+    for problem in problems:
+        print(f"  PROBLEM {problem}")
+    print(f"done in {time.monotonic() - began:.0f}s")
+    if errors or problems:
+        return 2
+    if args.check and ratio < TARGET_RATIO:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The after-commit push sends a run of channel events in one hop and still records each
+event's outcome on its own, on the in-memory layer and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
+from django.db import transaction
+
+from workflows.models import OutboxEvent
+from workflows.outbox import channel_event, outbox_write
+
+pytestmark = pytest.mark.django_db
+
+BAD_GROUP = "not a valid group!"  # channels refuses the name: a failure of one destination
+
+
+def redis_layer(prefix: str) -> dict[str, Any]:
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [django_settings.REDIS_URL], "expiry": 60, "prefix": prefix},
+        }
+    }
+
+
+def listen(*groups: str) -> str:
+    """A plain channel (readable from any event loop) in `groups`."""
+    layer = get_channel_layer()
+    assert layer is not None
+    name = f"perf-listener.{uuid.uuid4().hex}"
+
+    async def join() -> None:
+        for group in groups:
+            await layer.group_add(group, name)
+
+    async_to_sync(join)()
+    return name
+
+
+def receive(channel: str, *, count: int) -> list[dict[str, Any]]:
+    layer = get_channel_layer()
+    assert layer is not None
+
+    async def take() -> list[dict[str, Any]]:
+        return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
+
+    return async_to_sync(take)()
+
+
+def push_three(django_capture_on_commit_callbacks: Any) -> list[OutboxEvent]:
+    """Write a good, a bad and a good channel event in one transaction and let it commit."""
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        ids = outbox_write(
+            [
+                channel_event(group="perf.first", topic="t", payload={"n": 1}),
+                channel_event(group=BAD_GROUP, topic="t", payload={"n": 2}),
+                channel_event(group="perf.third", topic="t", payload={"n": 3}),
+            ]
+        )
+    return [OutboxEvent.objects.get(id=i) for i in ids]
+
+
+def assert_only_the_bad_event_waits(events: list[OutboxEvent], received: list[dict[str, Any]]) -> None:
+    first, bad, third = events
+    assert (first.status, first.attempts) == (OutboxEvent.Status.DELIVERED, 1)
+    assert (third.status, third.attempts) == (OutboxEvent.Status.DELIVERED, 1)
+    assert (bad.status, bad.attempts, bad.delivered_at) == (OutboxEvent.Status.PENDING, 1, None)
+    assert bad.last_error.startswith("TypeError"), bad.last_error
+    assert sorted(m["event"]["n"] for m in received) == [1, 3]
+    assert {m["event"]["id"] for m in received} == {str(first.id), str(third.id)}
+
+
+def test_one_undeliverable_event_fails_alone_on_the_in_memory_layer(django_capture_on_commit_callbacks):
+    # given someone listening to two groups on the in-memory layer of this process
+    channel = listen("perf.first", "perf.third")
+
+    # when a transaction writes three channel events, the middle one to an impossible group
+    events = push_three(django_capture_on_commit_callbacks)
+
+    # then the two others went out and only the middle one waits for the relay, saying why
+    assert_only_the_bad_event_waits(events, receive(channel, count=2))
+
+
+@pytest.mark.integration
+def test_one_undeliverable_event_fails_alone_on_redis_over_one_lasting_loop(
+    settings, django_capture_on_commit_callbacks
+):
+    # given the Redis channel layer and someone listening to two groups on it
+    settings.CHANNEL_LAYERS = redis_layer(f"perf-{uuid.uuid4().hex[:8]}")
+    channel = listen("perf.first", "perf.third")
+
+    # when two transactions each write three channel events, the middle one impossible
+    events = push_three(django_capture_on_commit_callbacks)
+    again = push_three(django_capture_on_commit_callbacks)
+
+    # then each time the two others went out and only the middle one waits, saying why
+    received = receive(channel, count=4)
+    assert_only_the_bad_event_waits(
+        events, [m for m in received if m["event"]["id"] in {str(e.id) for e in events}]
+    )
+    assert_only_the_bad_event_waits(
+        again, [m for m in received if m["event"]["id"] in {str(e.id) for e in again}]
+    )
+    # and the pushes shared one event loop thread instead of starting one each
+    senders = [t for t in threading.enumerate() if t.name == "outbox-channel-sender"]
+    assert len(senders) == 1

@@ -1,0 +1,188 @@
+"""What one transition costs in SQL, and that the cheaper paths behave as before.
+
+bench/transitions measures the throughput; these tests pin the savings it relies on
+(one read of the open handoffs, a row UPDATE of the changed columns only, a push that
+claims by primary key and marks delivered without a CASE per row) and check that each
+saving kept its behaviour.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils.functional import SimpleLazyObject
+
+from approvals import policies
+from approvals.models import ApprovalRequest
+from approvals.services import request_act
+from tests.factories import GroupFactory, make_request
+from workflows.models import OutboxEvent
+from workflows.outbox import outbox_push, outbox_relay_once
+from workflows.permissions import user_group_ids
+from workflows.services import _field_values, _fields_to_save
+
+pytestmark = pytest.mark.django_db
+
+
+def statements(captured: CaptureQueriesContext, table: str) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if f'"{table}"' in q["sql"]]
+
+
+def verbs(sql: list[str]) -> list[str]:
+    return [s.split(None, 1)[0].upper() for s in sql]
+
+
+def test_a_decision_reads_the_open_handoffs_of_the_request_once(
+    requester, approver, request_type, django_capture_on_commit_callbacks
+):
+    # given a request in review
+    request = make_request(requester=requester, request_type=request_type)
+
+    # when its approver asks for changes (the permission check and the service both need
+    # to know who holds it)
+    with CaptureQueriesContext(connection) as captured:
+        request_act(request_id=request.pk, action="request_changes", actor=approver, comment="a quote")
+
+    # then the handoffs were read once, and the one open handoff was closed
+    handoff_sql = statements(captured, "workflows_handoff")
+    assert verbs(handoff_sql) == ["SELECT", "UPDATE"], handoff_sql
+
+
+def test_the_instance_a_transition_returns_answers_permission_checks_afresh(
+    requester, approver, request_type
+):
+    # given a request in review, which its approver may decide
+    request = make_request(requester=requester, request_type=request_type)
+    assert policies.may_decide(request, approver)
+
+    # when the approver asks for changes
+    result = request_act(request_id=request.pk, action="request_changes", actor=approver, comment="a quote")
+
+    # then the returned instance no longer offers a decision: no stale list of the
+    # handoffs the check saw during the transition is left on it
+    assert not policies.may_decide(result.instance, approver)
+    # and once resubmitted, the review handoff it reopened counts again
+    again = request_act(request_id=request.pk, action="resubmit", actor=requester)
+    assert policies.may_decide(again.instance, approver)
+
+
+def test_a_transition_updates_only_the_columns_it_changed(requester, approver, request_type):
+    # given a request whose approver asked for changes
+    request = make_request(requester=requester, request_type=request_type, title="Buy a desk")
+    request_act(request_id=request.pk, action="request_changes", actor=approver, comment="which desk?")
+    before = ApprovalRequest.objects.get(pk=request.pk)
+
+    # when the requester resubmits it with a new title
+    with CaptureQueriesContext(connection) as captured:
+        result = request_act(
+            request_id=request.pk, action="resubmit", actor=requester, data={"title": "Buy a standing desk"}
+        )
+
+    # then one UPDATE wrote the row: what the transition changed, not the untouched columns
+    (update,) = [s for s in statements(captured, "approvals_approvalrequest") if s.startswith("UPDATE")]
+    written = update.split(" WHERE ")[0]
+    for column in ("state", "version", "audit_seq", "audit_head", "updated_at", "title", "submitted_at"):
+        assert f'"{column}"' in written, column
+    for column in ("requester_id", "request_type_id", "description", "created_at", "decided_at"):
+        assert f'"{column}"' not in written, column
+    # and the row reads back as the service left the instance
+    after = ApprovalRequest.objects.get(pk=request.pk)
+    assert (after.state, after.title, after.version) == (
+        "in_review",
+        "Buy a standing desk",
+        before.version + 1,
+    )
+    assert (after.audit_seq, after.audit_head) == (result.entry.seq, result.entry.hash)
+    assert after.submitted_at == result.instance.submitted_at > before.submitted_at
+    assert after.updated_at == result.instance.updated_at > before.updated_at
+    assert (after.requester_id, after.description, after.created_at) == (
+        before.requester_id,
+        before.description,
+        before.created_at,
+    )
+
+
+def test_fields_holding_a_dict_or_list_are_always_written(requester, request_type):
+    # given a request as loaded from the database
+    request = ApprovalRequest.objects.get(pk=make_request(requester=requester, request_type=request_type).pk)
+    loaded = _field_values(request)
+
+    # when its JSON payload is changed in place (the loaded snapshot holds the same dict)
+    request.payload["amount"] = 12
+
+    # then the payload is among the columns to write, with auto_now ones; untouched columns are not
+    fields = _fields_to_save(request, loaded)
+    assert "payload" in fields
+    assert "updated_at" in fields
+    assert "title" not in fields
+    assert "state" not in fields
+
+
+def test_a_push_claims_its_events_by_key_and_marks_them_delivered_in_one_plain_update(
+    requester, approver, request_type, memory_broker, django_capture_on_commit_callbacks
+):
+    # given a request in review
+    request = make_request(requester=requester, request_type=request_type)
+
+    # when its approver asks for changes and the transaction commits
+    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(execute=True):
+        result = request_act(request_id=request.pk, action="request_changes", actor=approver, comment="why?")
+
+    # then the outbox saw one insert, one claim and one update, whatever the number of events
+    outbox_sql = statements(captured, "workflows_outboxevent")
+    assert verbs(outbox_sql) == ["INSERT", "SELECT", "UPDATE"], outbox_sql
+    claim, mark = outbox_sql[1], outbox_sql[2]
+    # the claim narrows by primary key only, so a backlog of pending events cannot slow it
+    assert '"status"' not in claim.split(" WHERE ", 1)[1].split(" ORDER BY ")[0], claim
+    # and marking them delivered is one plain UPDATE, not a CASE per row and column
+    assert " CASE " not in mark, mark
+    events = OutboxEvent.objects.filter(payload__audit_seq=result.entry.seq) | OutboxEvent.objects.filter(
+        payload__kwargs__audit_seq=result.entry.seq, payload__kwargs__request_id=request.pk
+    )
+    assert events.count() == 4
+    assert set(events.values_list("status", "attempts")) == {(OutboxEvent.Status.DELIVERED, 1)}
+    assert None not in events.values_list("delivered_at", flat=True)
+
+
+def test_a_push_leaves_alone_the_events_a_relay_delivered_first(
+    requester, approver, request_type, memory_broker
+):
+    # given a decision whose after-commit push has not run (this test's transaction never
+    # commits), and a relay that delivered its events meanwhile
+    request = make_request(requester=requester, request_type=request_type)
+    OutboxEvent.objects.update(status=OutboxEvent.Status.DELIVERED)  # what creating it wrote
+    request_act(request_id=request.pk, action="request_changes", actor=approver, comment="why?")
+    ids = list(OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).values_list("id", flat=True))
+    assert len(ids) == 4
+    relayed = outbox_relay_once()
+    assert relayed.delivered == 4
+    delivered = dict(OutboxEvent.objects.filter(id__in=ids).values_list("id", "delivered_at"))
+
+    # when the push finally runs for the same events
+    with transaction.atomic():
+        pushed = outbox_push(event_ids=ids)
+
+    # then it delivers none of them again and changes nothing on their rows
+    assert (pushed.delivered, pushed.retried, pushed.dead) == (0, 0, 0)
+    rows = OutboxEvent.objects.filter(id__in=ids)
+    assert set(rows.values_list("status", "attempts")) == {(OutboxEvent.Status.DELIVERED, 1)}
+    assert dict(rows.values_list("id", "delivered_at")) == delivered
+
+
+def test_group_ids_come_from_the_memberships_alone_also_for_a_lazy_request_user(approver, approver_group):
+    # given an approver in two groups, as a view sees them: request.user, a lazy object
+    other = GroupFactory.create(name="other")
+    approver.groups.add(other)
+    lazy = SimpleLazyObject(lambda: approver)
+
+    # when their group ids are asked for
+    with CaptureQueriesContext(connection) as captured:
+        ids = user_group_ids(lazy)
+
+    # then they are all their groups, read from the membership table without a join
+    assert approver_group.pk in ids
+    assert other.pk in ids
+    assert ids == set(approver.groups.values_list("id", flat=True))
+    (sql,) = [q["sql"] for q in captured.captured_queries]
+    assert "JOIN" not in sql.upper(), sql
