@@ -1,10 +1,12 @@
 """The outbox: events written with the change, delivered after commit, at least once.
 
-Right after commit the service pushes the events it wrote (`outbox_push`); the relay
-(`outbox_relay_once`, run by `manage.py outbox_relay` or inside the embedded ASGI
-process) only picks up what that push could not deliver, with backoff, until an event
-succeeds or is moved to the dead-letter state. Several relays can run side by side on
-PostgreSQL: each claims rows with SKIP LOCKED.
+Right after commit the process that wrote the events pushes them (`outbox_push`) and
+marks them delivered. Until then they carry a short lease (`available_at` in the
+future), so the relay (`outbox_relay_once`, run by `manage.py outbox_relay` or inside
+the embedded ASGI process) leaves them alone; it only picks up what a push could not
+deliver (a failure, or a process that died between commit and push), with backoff,
+until an event succeeds or is moved to the dead-letter state. Several relays can run
+side by side on PostgreSQL: each claims rows with SKIP LOCKED.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from workflows.models import OutboxEvent
@@ -63,14 +65,26 @@ def outbox_write(events: Iterable[OutboxEvent]) -> list[UUID]:
 
     Precondition: called inside the transaction that makes the change the events report.
     Side effect: registers an on-commit push (never runs if the transaction rolls back).
+    Events this process cannot deliver (channel events where the in-memory layer lives in
+    another process) are due for the relay at once; the others wait out the push lease.
     """
     rows = list(events)
     if not rows:
         return []
+    now = timezone.now()
+    lease_end = now + timedelta(seconds=settings.OUTBOX_PUSH_LEASE)
+    channels_here = _channel_events_deliverable()
+    pushed = []
+    for row in rows:
+        if row.kind == OutboxEvent.Kind.CHANNEL and not channels_here:
+            row.available_at = now
+        else:
+            row.available_at = lease_end
+            pushed.append(row)
     OutboxEvent.objects.bulk_create(rows)
-    ids = [row.id for row in rows]
-    transaction.on_commit(lambda: outbox_push(event_ids=ids), robust=True)
-    return ids
+    if pushed:
+        transaction.on_commit(lambda: outbox_push(events=pushed), robust=True)
+    return [row.id for row in rows]
 
 
 def channel_event(*, group: str, topic: str, payload: dict[str, Any]) -> OutboxEvent:
@@ -156,9 +170,14 @@ def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
 
 
 def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
-    """Deliver events in order; each one's failure, or None when it went out."""
+    """Deliver events in order; each one's failure, or None when it went out.
+
+    Once a task cannot be published, the batch's later tasks are not tried: with the
+    broker down each attempt would block for the connection timeout.
+    """
     outcomes: list[Exception | None] = []
     run: list[OutboxEvent] = []
+    broker_error: Exception | None = None
     for event in [*events, None]:
         if event is not None and event.kind == OutboxEvent.Kind.CHANNEL:
             run.append(event)
@@ -168,10 +187,15 @@ def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
             run = []
         if event is None:
             break
+        if broker_error is not None:
+            outcomes.append(broker_error)
+            continue
         try:
             _deliver(event)
         except Exception as exc:  # any failure of a destination keeps the event for later
             outcomes.append(exc)
+            if event.kind == OutboxEvent.Kind.TASK:
+                broker_error = exc
         else:
             outcomes.append(None)
     return outcomes
@@ -193,64 +217,51 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 300))
 
 
-def _deliver_claimed(events: list[OutboxEvent]) -> RelayResult:
-    """Deliver rows already locked by the caller and record each outcome."""
+def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
+    """Deliver `events` and record each outcome on its row.
+
+    Rows are either locked by the caller (the relay) or still under the push lease (the
+    push), so no one else is delivering them; the 'pending' guard keeps a late push from
+    touching a row that a relay has meanwhile delivered after the lease ran out.
+    """
     result = RelayResult()
     now = timezone.now()
-    delivered: list[OutboxEvent] = []
+    delivered: list[UUID] = []
     failed: list[OutboxEvent] = []
     for event, exc in zip(events, _deliver_each(events), strict=True):
-        if exc is not None:
-            event.attempts += 1
-            event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                event.status = OutboxEvent.Status.DEAD
-                result.dead += 1
-                logger.error("outbox event %s is dead after %s attempts: %s", event.id, event.attempts, exc)
-            else:
-                event.available_at = now + _retry_delay(event.attempts)
-                result.retried += 1
-                logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
-            failed.append(event)
+        if exc is None:
+            delivered.append(event.id)
+            continue
+        event.attempts += 1
+        event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            event.status = OutboxEvent.Status.DEAD
+            result.dead += 1
+            logger.error("outbox event %s is dead after %s attempts: %s", event.id, event.attempts, exc)
         else:
-            event.status = OutboxEvent.Status.DELIVERED
-            event.delivered_at = now
-            event.attempts += 1
-            result.delivered += 1
-            delivered.append(event)
-    # Delivered rows change the same way (bar attempts, usually 1 for all), so a plain
-    # UPDATE per attempts value records them; bulk_update would build a CASE per row and
-    # column, which was a third of a push's time. The caller holds the rows' locks.
-    by_attempts: dict[int, list[UUID]] = {}
-    for event in delivered:
-        by_attempts.setdefault(event.attempts, []).append(event.id)
-    for attempts, ids in by_attempts.items():
-        OutboxEvent.objects.filter(id__in=ids).update(
-            status=OutboxEvent.Status.DELIVERED, delivered_at=now, attempts=attempts
-        )
+            event.available_at = now + _retry_delay(event.attempts)
+            result.retried += 1
+            logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
+        failed.append(event)
+    if delivered:
+        # One plain UPDATE for all of them (bulk_update would build a CASE per row).
+        result.delivered = OutboxEvent.objects.filter(
+            id__in=delivered, status=OutboxEvent.Status.PENDING
+        ).update(status=OutboxEvent.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1)
     if failed:
         OutboxEvent.objects.bulk_update(failed, ["status", "attempts", "available_at", "last_error"])
     return result
 
 
-def outbox_push(*, event_ids: list[UUID]) -> RelayResult:
-    """Deliver these pending events now. Called right after the commit that wrote them.
+def outbox_push(*, events: list[OutboxEvent]) -> RelayResult:
+    """Deliver events this process has just committed, and mark them delivered.
 
-    Never raises: whatever fails stays pending for the relay. Rows another relay is
-    delivering at this moment are skipped (SKIP LOCKED), not waited for.
+    Called right after the commit that wrote them, with the rows still in memory: no
+    read, no lock, one UPDATE. Never raises: whatever fails is rescheduled for the relay
+    (and if this process dies first, the relay takes the events when their lease ends).
     """
     try:
-        with transaction.atomic():
-            # Pending is checked here, not in SQL: with `status = 'pending'` in the query
-            # PostgreSQL may combine the primary key with the partial index of every pending
-            # event, so each push got slower the longer the backlog (e.g. after an outage).
-            claimed = (
-                _deliverable(OutboxEvent.objects.select_for_update(skip_locked=True))
-                .filter(id__in=event_ids)
-                .order_by("created_at")
-            )
-            events = [e for e in claimed if e.status == OutboxEvent.Status.PENDING]
-            return _deliver_claimed(events)
+        return _deliver_and_record(events)
     except Exception:
         logger.exception("outbox push failed; the relay will deliver these events")
         return RelayResult()
@@ -264,7 +275,7 @@ def outbox_relay_once(*, limit: int = 200) -> RelayResult:
             .filter(status=OutboxEvent.Status.PENDING, available_at__lte=timezone.now())
             .order_by("available_at", "created_at")[:limit]
         )
-        return _deliver_claimed(events)
+        return _deliver_and_record(events)
 
 
 def outbox_relay_drain(*, limit: int = 200, max_batches: int = 50) -> RelayResult:

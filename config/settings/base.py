@@ -112,7 +112,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.RoleModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -205,6 +205,9 @@ OUTBOX_RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "2.0"))
 # True only where this process is known to host the in-memory layer's consumers (tests).
 OUTBOX_CHANNEL_LAYER_IN_PROCESS = env_bool("OUTBOX_CHANNEL_LAYER_IN_PROCESS", False)
 OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
+# The after-commit push owns the events it wrote for this long; only then may a relay
+# take them (when the writing process died between commit and push).
+OUTBOX_PUSH_LEASE = float(os.environ.get("OUTBOX_PUSH_LEASE", "60"))
 OUTBOX_KEEP_DELIVERED_DAYS = int(os.environ.get("OUTBOX_KEEP_DELIVERED_DAYS", "7"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")

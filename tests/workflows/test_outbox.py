@@ -4,6 +4,8 @@ requeued and purged; relayed by `manage.py outbox_relay`."""
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,12 +13,14 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
 from approvals.models import ApprovalRequest
 from approvals.services import request_act
+from config.celery import app as celery_app
 from tests.testapp.models import Ticket
 from tests.workflows.support import (
     broker_messages,
@@ -31,9 +35,10 @@ from workflows.outbox import (
     RELAY_MESSAGE_TYPE,
     channel_event,
     outbox_purge,
-    outbox_push,
     outbox_relay_once,
     outbox_retry_dead,
+    outbox_write,
+    task_event,
 )
 from workflows.services import instance_channel_group, transition
 from workflows.tasks import outbox_purge_task
@@ -73,6 +78,14 @@ def reloaded(events: list[OutboxEvent]) -> list[OutboxEvent]:
 def settle_outbox() -> None:
     """Mark what the fixtures wrote as delivered, so that the relay sees only this test's events."""
     OutboxEvent.objects.update(status=OutboxEvent.Status.DELIVERED, delivered_at=timezone.now())
+
+
+@pytest.fixture
+def broker_down(celery_broker: None) -> Iterator[None]:
+    """The Celery broker is unreachable for the test; the readable one is back for teardown."""
+    broker_use(UNREACHABLE_REDIS, {})
+    yield
+    broker_use(django_settings.REDIS_URL or "memory://", {})
 
 
 def make_due(events: list[OutboxEvent]) -> None:
@@ -194,8 +207,9 @@ def test_after_commit_the_push_delivers_every_event(
     for event in reloaded(events["channel"] + events["task"]):
         assert (event.status, event.attempts, event.last_error) == ("delivered", 1, "")
         assert event.delivered_at is not None
-    # and a second push of the same events sends nothing again
-    assert outbox_push(event_ids=[e.id for e in events["channel"] + events["task"]]).delivered == 0
+    # and a relay, even once their lease is over, finds nothing left to deliver
+    make_due(events["channel"] + events["task"])
+    assert outbox_relay_once() == outbox.RelayResult()
     assert broker_messages() == []
 
 
@@ -312,6 +326,159 @@ def test_channel_events_wait_for_the_process_that_hosts_the_in_memory_layer(
     assert channel_receive(channel, count=1)[0]["event"]["state"] == "approved"
 
 
+# --- the push lease --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_events_under_the_push_lease_are_left_to_the_push_until_it_runs_out(
+    settings: Any,
+    celery_broker: None,
+    submitted: ApprovalRequest,
+    approver: User,
+    approver_group: Group,
+    django_capture_on_commit_callbacks,
+):
+    # given a push lease of 30 seconds
+    settle_outbox()
+    settings.OUTBOX_PUSH_LEASE = 30
+    # when an approval commits but its push does not run (the process died right after)
+    written_from = timezone.now()
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = approve(submitted, approver)
+    written_by = timezone.now()
+    assert len(callbacks) == 1
+    events = events_of(result)
+    everything = events["channel"] + events["task"]
+    # then every event is leased to that push for 30 seconds from its writing
+    lease = timedelta(seconds=30)
+    for event in reloaded(everything):
+        assert written_from + lease <= event.available_at <= written_by + lease
+    # and a relay leaves them alone meanwhile
+    assert outbox_relay_once() == outbox.RelayResult()
+    assert {(e.status, e.attempts) for e in reloaded(everything)} == {("pending", 0)}
+    assert broker_messages() == []
+    # when the lease is over
+    make_due(everything)
+    channel = channel_listen(f"inbox.group.{approver_group.pk}")
+    # then the relay takes them and delivers each
+    assert outbox_relay_once() == outbox.RelayResult(delivered=4)
+    assert {(e.status, e.attempts) for e in reloaded(everything)} == {("delivered", 1)}
+    assert channel_receive(channel, count=1)[0]["event"]["id"] in {str(e.id) for e in events["channel"]}
+    assert [task_id for _, task_id, _ in broker_messages()] == [str(events["task"][0].id)]
+
+
+@pytest.mark.django_db
+def test_channel_events_a_process_cannot_deliver_are_due_at_once_and_not_pushed(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    celery_broker: None,
+    approver_group: Group,
+    django_capture_on_commit_callbacks,
+):
+    # given a process (a worker, a command) that does not serve the in-memory layer's sockets
+    settle_outbox()
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+    settings.OUTBOX_CHANNEL_LAYER_IN_PROCESS = False
+    monkeypatch.setattr(outbox, "_hosts_channel_layer", False)
+    group = f"inbox.group.{approver_group.pk}"
+    # when it writes a channel event and a task event in one transaction
+    written_from = timezone.now()
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        live_id, task_id = outbox_write(
+            [
+                channel_event(group=group, topic="t", payload={"n": 1}),
+                task_event(task="tests.outbox_probe", kwargs={"n": 2}),
+            ]
+        )
+    written_by = timezone.now()
+    live, task = OutboxEvent.objects.get(id=live_id), OutboxEvent.objects.get(id=task_id)
+    # then the channel event is due for the relay at once, while the task is leased to the push
+    assert written_from <= live.available_at <= written_by
+    assert task.available_at >= written_from + timedelta(seconds=django_settings.OUTBOX_PUSH_LEASE)
+    # when the commit's push runs
+    (push,) = callbacks
+    pushed = push()
+    # then it delivered the task alone, and never tried the channel event
+    assert pushed == outbox.RelayResult(delivered=1)
+    assert [task_id for _, task_id, _ in broker_messages()] == [str(task.id)]
+    assert OutboxEvent.objects.get(id=task.id).status == "delivered"
+    live.refresh_from_db()
+    assert (live.status, live.attempts, live.last_error) == ("pending", 0, "")
+    # and a transaction with only such channel events leaves no push to run at all
+    with django_capture_on_commit_callbacks() as none, transaction.atomic():
+        (other_id,) = outbox_write([channel_event(group=group, topic="t", payload={"n": 3})])
+    assert none == []
+    # when the relay of the process that hosts the layer runs  /  then they go out at once
+    monkeypatch.setattr(outbox, "_hosts_channel_layer", True)
+    channel = channel_listen(group)
+    assert outbox_relay_once() == outbox.RelayResult(delivered=2)
+    received = channel_receive(channel, count=2)
+    assert [m["event"]["id"] for m in received] == [str(live.id), str(other_id)]
+
+
+@pytest.mark.django_db
+def test_with_the_broker_down_a_push_tries_it_once_for_all_its_tasks(
+    broker_down: None, approver_group: Group, django_capture_on_commit_callbacks
+):
+    # given a broker that is down (each try blocks for the connection timeout) and a
+    # channel that listens to the reviewers
+    timeout = float(celery_app.conf.broker_connection_timeout)
+    group = f"inbox.group.{approver_group.pk}"
+    channel = channel_listen(group)
+    # and a committed transaction that wrote three task events, a channel event among them
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        ids = outbox_write(
+            [
+                task_event(task="tests.outbox_probe", kwargs={"n": 1}),
+                task_event(task="tests.outbox_probe", kwargs={"n": 2}),
+                channel_event(group=group, topic="t", payload={"n": 3}),
+                task_event(task="tests.outbox_probe", kwargs={"n": 4}),
+            ]
+        )
+    (push,) = callbacks
+    # when its push runs
+    started = time.monotonic()
+    pushed_at = timezone.now()
+    pushed = push()
+    took = time.monotonic() - started
+    # then it waited for the broker about once, not once per task
+    assert took < 2 * timeout + 1, f"the push took {took:.1f}s: it tried the dead broker more than once"
+    # and all three tasks are rescheduled, each with the broker's error
+    assert pushed == outbox.RelayResult(delivered=1, retried=3)
+    tasks = [OutboxEvent.objects.get(id=i) for i in (ids[0], ids[1], ids[3])]
+    for task in tasks:
+        assert (task.status, task.attempts, task.delivered_at) == ("pending", 1, None)
+        assert "OperationalError" in task.last_error, task.last_error
+        assert task.available_at > pushed_at
+    assert len({task.last_error for task in tasks}) == 1
+    # while the channel event among them went out
+    assert OutboxEvent.objects.get(id=ids[2]).status == "delivered"
+    assert channel_receive(channel, count=1)[0]["event"]["id"] == str(ids[2])
+
+
+@pytest.mark.django_db
+def test_a_push_that_delivers_everything_is_one_sql_statement(
+    celery_broker: None, submitted: ApprovalRequest, approver: User, django_capture_on_commit_callbacks
+):
+    # given an approval committed, its push not yet run
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = approve(submitted, approver)
+    (push,) = callbacks
+    # when the push runs and every destination takes its event
+    with CaptureQueriesContext(connection) as captured:
+        pushed = push()
+    # then it wrote the outcome in one UPDATE: no read, no lock, no transaction of its own
+    assert pushed == outbox.RelayResult(delivered=4)
+    (sql,) = [q["sql"] for q in captured.captured_queries]
+    assert sql.startswith('UPDATE "workflows_outboxevent"'), sql
+    assert " CASE " not in sql, sql
+    events = events_of(result)
+    for event in reloaded(events["channel"] + events["task"]):
+        assert (event.status, event.attempts) == ("delivered", 1)
+        assert event.delivered_at is not None
+    assert len(broker_messages()) == 1
+
+
 # --- the relay command, requeue and purge ------------------------------------------------------
 
 
@@ -324,10 +491,11 @@ def test_the_relay_command_delivers_what_the_push_did_not(
     approver_group: Group,
 ):
     # given a request created, submitted and approved, all committed but never pushed
-    # (as if the process died right after each commit)
+    # (as if the process died right after each commit), and their push lease now over
     result = approve(submitted, approver)
     due = list(OutboxEvent.objects.all())
     assert {e.status for e in due} == {"pending"}
+    make_due(due)
     # and an event that is not due yet
     later = channel_event(group=f"inbox.group.{approver_group.pk}", topic="later", payload={})
     later.available_at = timezone.now() + timedelta(minutes=5)
