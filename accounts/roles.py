@@ -20,6 +20,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     REQUESTERS: ["approvals.add_approvalrequest"],
     APPROVERS: ["approvals.decide_approvalrequest"],
     MANAGERS: [
+        # Managers approve their reports' requests where a policy names the requester's manager.
+        "approvals.decide_approvalrequest",
         "approvals.cancel_approvalrequest",
         "approvals.view_all_approvalrequest",
         "workflows.reassign_handoff",

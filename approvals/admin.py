@@ -11,7 +11,7 @@ from approvals.models import ApprovalRequest, Notification, RequestType
 class RequestTypeAdmin(GuardedModelAdmin):
     """'Object permissions' on a type's page grants who may submit it (submit_requesttype)."""
 
-    list_display = ["name", "slug", "approver_group", "is_active"]
+    list_display = ["name", "slug", "current_policy", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
 
 

@@ -1,4 +1,6 @@
-"""Demo data for the embedded mode: one login per role, a team, request types, requests.
+"""Demo data for the embedded mode: one login per role, teams, request types with their
+policies (loaded from approvals/demo_policies/*.yaml, as a team would keep them in git),
+and a few requests.
 
 Idempotent: running it again updates what exists and creates nothing twice.
 """
@@ -6,6 +8,7 @@ Idempotent: running it again updates what exists and creates nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -14,9 +17,11 @@ from guardian.shortcuts import assign_perm
 from accounts.models import Team, TeamMembership, User
 from accounts.roles import APPROVERS, AUDITORS, MANAGERS, REQUESTERS, roles_sync
 from approvals.models import ApprovalRequest, RequestType
+from approvals.publishing import policy_file_load
 from approvals.services import request_act, request_create
 
 DEMO_PASSWORD = "baton-demo"  # noqa: S105  (embedded demo only; printed on start)
+POLICY_DIR = Path(__file__).resolve().parent / "demo_policies"
 
 
 @dataclass(frozen=True)
@@ -26,14 +31,22 @@ class DemoLogin:
     password: str
 
 
+# role shown on start, username, first, last, role groups, other groups, staff, superuser
 DEMO_PEOPLE = [
-    # role shown on start, username, first, last, role groups, staff, superuser
-    ("requester", "rita", "Rita", "Requester", [REQUESTERS], False, False),
-    ("approver", "alex", "Alex", "Approver", [REQUESTERS, APPROVERS], False, False),
-    ("manager", "maria", "Maria", "Manager", [REQUESTERS, MANAGERS], False, False),
-    ("auditor", "audrey", "Audrey", "Auditor", [AUDITORS], False, False),
-    ("admin", "admin", "Ada", "Admin", [REQUESTERS], True, True),
-    ("approver (finance)", "fiona", "Fiona", "Finance", [REQUESTERS, APPROVERS], False, False),
+    ("requester", "rita", "Rita", "Requester", [REQUESTERS], [], False, False),
+    ("approver", "alex", "Alex", "Approver", [REQUESTERS, APPROVERS], ["editors"], False, False),
+    ("manager", "maria", "Maria", "Manager", [REQUESTERS, MANAGERS], [], False, False),
+    ("auditor", "audrey", "Audrey", "Auditor", [AUDITORS], [], False, False),
+    ("admin", "admin", "Ada", "Admin", [REQUESTERS], [], True, True),
+    ("finance approver", "fiona", "Fiona", "Finance", [REQUESTERS, APPROVERS], ["finance"], False, False),
+    ("CFO", "carl", "Carl", "Chief-Financial", [REQUESTERS, APPROVERS], [], False, False),
+    ("system owner", "owen", "Owen", "Owner", [REQUESTERS, APPROVERS], [], False, False),
+    ("security", "sam", "Sam", "Security", [REQUESTERS, APPROVERS], ["security"], False, False),
+    ("procurement", "pat", "Pat", "Procurement", [REQUESTERS, APPROVERS], ["procurement"], False, False),
+    ("procurement", "quinn", "Quinn", "Procurement", [REQUESTERS, APPROVERS], ["procurement"], False, False),
+    ("procurement", "rosa", "Rosa", "Procurement", [REQUESTERS, APPROVERS], ["procurement"], False, False),
+    ("editor", "eddie", "Eddie", "Editor", [REQUESTERS, APPROVERS], ["editors"], False, False),
+    ("legal", "lena", "Lena", "Legal", [REQUESTERS, APPROVERS], ["legal"], False, False),
 ]
 
 
@@ -53,15 +66,14 @@ def demo_load() -> list[DemoLogin]:
     roles = roles_sync()
     people: dict[str, User] = {}
     logins = []
-    for role, username, first, last, groups, staff, superuser in DEMO_PEOPLE:
+    for role, username, first, last, role_groups, other_groups, staff, superuser in DEMO_PEOPLE:
         user = _person(username, first, last, staff, superuser)
-        user.groups.add(*[roles[g] for g in groups])
+        user.groups.add(*[roles[g] for g in role_groups])
+        user.groups.add(*[Group.objects.get_or_create(name=g)[0] for g in other_groups])
         people[username] = user
         logins.append(DemoLogin(role=role, username=username, password=DEMO_PASSWORD))
 
-    finance, _ = Group.objects.get_or_create(name="finance")
-    people["fiona"].groups.add(finance)
-    for username in ("rita", "alex"):
+    for username in ("rita", "alex", "eddie", "sam"):
         people[username].manager = people["maria"]
         people[username].save(update_fields=["manager"])
     team, _ = Team.objects.get_or_create(slug="operations", defaults={"name": "Operations"})
@@ -70,39 +82,63 @@ def demo_load() -> list[DemoLogin]:
             team=team, user=people[username], defaults={"is_manager": is_manager}
         )
 
-    general, _ = RequestType.objects.update_or_create(
-        slug="general",
-        defaults={
-            "name": "General request",
-            "description": "Anything that needs a yes from an approver.",
-            "approver_group": roles[APPROVERS],
-        },
-    )
-    expense, _ = RequestType.objects.update_or_create(
-        slug="expense",
-        defaults={
-            "name": "Expense claim",
-            "description": "Money spent on the company's behalf.",
-            "approver_group": finance,
-        },
-    )
-    for request_type in (general, expense):
+    for path in sorted(POLICY_DIR.glob("*.yaml")):
+        result = policy_file_load(path=path, publish=True, actor=people["admin"])
+        if result.problems:
+            raise RuntimeError(result.describe())
+    for request_type in RequestType.objects.filter(slug__in=[p.stem for p in POLICY_DIR.glob("*.yaml")]):
         assign_perm("approvals.submit_requesttype", roles[REQUESTERS], request_type)
 
     if not ApprovalRequest.objects.filter(requester=people["rita"]).exists():
-        rita, alex = people["rita"], people["alex"]
-        request_create(
-            requester=rita,
-            request_type=general,
-            title="Laptop for the new hire",
-            description="A 14-inch laptop for Sam, who starts on Monday.",
-        )
-        offsite = request_create(
-            requester=rita,
-            request_type=general,
-            title="Team offsite budget",
-            description="Two days, twelve people.",
-        )
-        request_act(request_id=offsite.pk, action="approve", actor=alex, comment="Enjoy it.")
-        request_create(requester=rita, request_type=expense, title="Conference travel", submit=False)
+        _demo_requests(people)
     return logins
+
+
+def _demo_requests(people: dict[str, User]) -> None:
+    rita, maria = people["rita"], people["maria"]
+    types = {t.slug: t for t in RequestType.objects.all()}
+    request_create(
+        requester=rita,
+        request_type=types["general"],
+        title="Laptop for the new hire",
+        description="A 14-inch laptop for Sam, who starts on Monday.",
+        payload={"needed_by": "2026-12-07"},
+    )
+    offsite = request_create(
+        requester=rita,
+        request_type=types["expense"],
+        title="Team offsite",
+        description="Two days, twelve people.",
+        payload={"amount": 4200, "currency": "EUR", "purpose": "Team offsite in Lisbon"},
+    )
+    # The manager has approved; it now waits for finance (above 1,000).
+    request_act(request_id=offsite.pk, action="approve", actor=maria, comment="Good value.")
+    request_create(
+        requester=rita,
+        request_type=types["expense"],
+        title="Taxi to the airport",
+        payload={"amount": 48.5, "currency": "EUR", "purpose": "Client visit"},
+    )
+    request_create(
+        requester=rita,
+        request_type=types["access"],
+        title="Payroll read access",
+        payload={
+            "system": "payroll",
+            "level": "read",
+            "justification": "Quarterly salary review for my team.",
+        },
+    )
+    request_create(
+        requester=rita,
+        request_type=types["purchase"],
+        title="Standing desks",
+        payload={"vendor": "Desk & Co", "amount": 3600, "items": "Six standing desks"},
+    )
+    request_create(
+        requester=rita,
+        request_type=types["content"],
+        title="Blog: our approval process",
+        payload={"channel": "blog", "headline": "How we approve", "body": "A short story of how we say yes."},
+        submit=False,
+    )

@@ -32,18 +32,21 @@ VERBS = {
 
 
 def _recipients(request: ApprovalRequest, entry: AuditEntry) -> list[User]:
-    """Whoever got new work from this change, whoever lost it, and the requester."""
+    """Whoever got new work from this change, whoever held work it took away (a stage
+    decided or the request withdrawn: their handoffs closed as no longer needed), and
+    the requester."""
     handoffs = entry.data.get("handoffs", {})
     user_ids: set[int] = set()
     group_ids: set[int] = set()
-    for opened in handoffs.get("opened", []):
-        if opened.get("user"):
-            user_ids.add(opened["user"])
-        elif opened.get("group"):
-            group_ids.add(opened["group"])
-    if entry.action in {"withdraw", "cancel"}:
-        # The reviewers who were holding it should stop looking at it.
-        group_ids.add(request.request_type.approver_group_id)
+    told = [
+        *handoffs.get("opened", []),
+        *(h for h in handoffs.get("closed", []) if h.get("reason") == "superseded"),
+    ]
+    for handoff in told:
+        if handoff.get("user"):
+            user_ids.add(handoff["user"])
+        elif handoff.get("group"):
+            group_ids.add(handoff["group"])
     user_ids.add(request.requester_id)
     people = User.objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
     if entry.actor_id is not None:

@@ -35,15 +35,32 @@ def may_submit(request: ApprovalRequest, user: User) -> bool:
 
 
 def may_decide(request: ApprovalRequest, user: User) -> bool:
-    """An approver decides when they hold an open handoff of the request and did not ask for it.
+    """An approver decides when they hold an open handoff of the request's current stage.
 
-    Separation of duties: a requester never decides on their own request.
+    Separation of duties: a requester never decides on their own request, and one person
+    decides once per revision (once per stage where the policy allows more).
     """
     if not user.is_active or request.requester_id == user.pk:
         return False
     if not user.has_perm("approvals.decide_approvalrequest"):
         return False
-    return any(holds_handoff(user=user, handoff=h) for h in open_handoffs(request))
+    if not any(holds_handoff(user=user, handoff=h) for h in open_handoffs(request)):
+        return False
+    return not already_decided(request, user)
+
+
+def already_decided(request: ApprovalRequest, user: User) -> bool:
+    """Whether `user` has already had their say where the policy allows only one."""
+    from approvals.stages import deciders_this_revision
+
+    policy, stage = request.policy, request.current_stage
+    scope = None if policy is None or stage is None or policy.one_decision_per_person else stage.name
+    return user.pk in deciders_this_revision(request, stage_name=scope)
+
+
+def may_move_policy(request: ApprovalRequest, user: User) -> bool:
+    """Moving a request to another policy version is an administrator's explicit step."""
+    return user.is_active and user.is_superuser
 
 
 def may_cancel(request: ApprovalRequest, user: User) -> bool:
@@ -77,6 +94,8 @@ def forbidden_reason(request: ApprovalRequest, *, name: str, user: User | None) 
             return "You cannot decide on your own request."
         if not user.has_perm("approvals.decide_approvalrequest"):
             return "You are not an approver."
+        if already_decided(request, user):
+            return "You have already decided on this request."
         return "This request is not waiting for you."
     if name == "submit" and request.requester_id == user.pk:
         return f"You may not submit {request.request_type} requests."
@@ -84,4 +103,6 @@ def forbidden_reason(request: ApprovalRequest, *, name: str, user: User | None) 
         return "Only the requester can do this."
     if name == "cancel":
         return "Only a manager can cancel a request."
+    if name == "move_policy":
+        return "Only an administrator can move a request to another policy version."
     return "You may not do this."

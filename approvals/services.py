@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from approvals import policies
-from approvals.models import TITLE_MAX, ApprovalRequest, RequestType
+from approvals.models import TITLE_MAX, ApprovalRequest, RequestRevision, RequestType
+from approvals.schemas import payload_errors
 from workflows import errors
 from workflows.services import TransitionResult, instance_create, transition
 
@@ -29,8 +30,9 @@ def request_create(
 ) -> ApprovalRequest:
     """Create a request as a draft and, unless `submit` is False, submit it for review.
 
-    Raises InvalidInput naming each bad field, Forbidden when the requester may not
-    submit this type. Both steps commit together: no half-made request is left behind.
+    The payload is checked against the type's schema (each error keyed
+    'payload.<field>'). Raises InvalidInput naming each bad field, Forbidden when the
+    requester may not submit this type. Both steps commit together: no half-made request is left behind.
     Side effects: audit entries 'create' (and 'submit'); live events and mail after commit.
     """
     field_errors: dict[str, list[str]] = {}
@@ -39,8 +41,7 @@ def request_create(
         field_errors["title"] = ["A title is required."]
     elif len(clean_title) > TITLE_MAX:
         field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(clean_title)})."]
-    if payload is not None and not isinstance(payload, dict):
-        field_errors["payload"] = ["Must be a JSON object."]
+    field_errors.update(payload_errors(schema=request_type.payload_schema, payload=payload or {}))
     if field_errors:
         raise errors.InvalidInput("The request is incomplete.", field_errors=field_errors)
     if not policies.may_submit_type(requester, request_type):
@@ -55,6 +56,14 @@ def request_create(
                 payload=payload or {},
             ),
             actor=requester,
+        )
+        RequestRevision.objects.create(
+            request=request,
+            number=1,
+            title=request.title,
+            description=request.description,
+            payload=request.payload,
+            created_by=requester,
         )
         if submit:
             result = transition(model=ApprovalRequest, instance_id=request.pk, name="submit", actor=requester)

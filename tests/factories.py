@@ -6,11 +6,13 @@ from typing import Any
 
 import factory
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.roles import APPROVERS, REQUESTERS, roles_sync
-from approvals.models import ApprovalRequest, RequestType
+from approvals.models import ApprovalRequest, PolicyVersion, RequestType
+from approvals.publishing import policy_draft_create, policy_publish
 from approvals.services import request_create
 
 
@@ -58,12 +60,57 @@ class RequestTypeFactory(factory.django.DjangoModelFactory[RequestType]):
 
     slug = factory.Sequence(lambda n: f"type-{n}")
     name = factory.Sequence(lambda n: f"Type {n}")
+    # Not a field: the group of the simplest policy, one 'review' stage any member decides.
     approver_group = factory.SubFactory(GroupFactory)
+
+    @factory.post_generation
+    def policy(self: RequestType, create: bool, extracted: dict[str, Any] | None, **kwargs: Any) -> None:
+        """Publish `policy=<document>`, or a one-stage review by `approver_group`."""
+        if not create or self.current_policy_id is not None:
+            return
+        document = extracted or {
+            "stages": [
+                {
+                    "name": "review",
+                    "approvers": {"groups": [self._approver_group.name]},  # type: ignore[attr-defined]
+                    "rule": "any",
+                }
+            ]
+        }
+        publish_policy(request_type=self, document=document)
 
     @factory.post_generation
     def open_to_requesters(self: RequestType, create: bool, extracted: bool | None, **kwargs: Any) -> None:
         if create and extracted is not False:
             assign_perm("approvals.submit_requesttype", roles_sync()[REQUESTERS], self)
+
+    @classmethod
+    def _create(cls, model_class: type[RequestType], *args: Any, **kwargs: Any) -> RequestType:
+        group = kwargs.pop("approver_group", None)
+        instance = super()._create(model_class, *args, **kwargs)
+        instance._approver_group = group
+        return instance
+
+
+def publish_policy(
+    *, request_type: RequestType, document: dict[str, Any], checked: bool = False
+) -> PolicyVersion:
+    """Make `document` the type's current, published policy.
+
+    Unchecked by default: fixtures make the type before the people its policy names
+    (publishing would refuse a group without approvers). `checked=True` goes through
+    the real publishing service with all its checks.
+    """
+    version = policy_draft_create(request_type=request_type, document=document, actor=None, source="test")
+    if checked:
+        return policy_publish(version=version, actor=None)
+    PolicyVersion.objects.filter(pk=version.pk).update(
+        status=PolicyVersion.Status.PUBLISHED, published_at=timezone.now()
+    )
+    RequestType.objects.filter(pk=request_type.pk).update(current_policy=version)
+    request_type.current_policy = version
+    version.refresh_from_db()
+    return version
 
 
 def make_requester(**kwargs: Any) -> User:
@@ -75,6 +122,13 @@ def make_approver(group: Group, **kwargs: Any) -> User:
 
 
 def make_request(
-    *, requester: User, request_type: RequestType, submit: bool = True, title: str = "Buy a desk"
+    *,
+    requester: User,
+    request_type: RequestType,
+    submit: bool = True,
+    title: str = "Buy a desk",
+    payload: dict[str, Any] | None = None,
 ) -> ApprovalRequest:
-    return request_create(requester=requester, request_type=request_type, title=title, submit=submit)
+    return request_create(
+        requester=requester, request_type=request_type, title=title, submit=submit, payload=payload
+    )

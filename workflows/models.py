@@ -32,6 +32,7 @@ class HandoffSpec:
     user: User | None = None
     group: Group | None = None
     stage: str = ""
+    slot: str = ""
     due_at: datetime | None = None
 
 
@@ -122,11 +123,13 @@ class WorkflowModel(FSMModelMixin, models.Model):
         principal: User | None,
         comment: str,
         data: dict[str, Any],
+        open_handoffs: list[Handoff],
     ) -> dict[str, Any]:
         """Validate the input of `name` and return keyword arguments for its method.
 
-        Runs with the row locked, after the state and permission checks. May read the
-        database, must not write it. Raises InvalidInput naming each bad field.
+        Runs with the row locked, after the state and permission checks, with the
+        instance's open handoffs as loaded under the lock. May read the database, must
+        not write it. Raises InvalidInput naming each bad field.
         """
         return {}
 
@@ -186,6 +189,9 @@ class Handoff(models.Model):
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
     object_id = models.CharField(max_length=64)
     stage = models.CharField(max_length=100, blank=True)
+    # The place in the workflow this handoff fills (e.g. one approver of a stage); a
+    # successor made by reassignment fills the same place.
+    slot = models.CharField(max_length=100, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -306,6 +312,9 @@ class AuditEntry(models.Model):
 
     class Meta:
         verbose_name_plural = "audit entries"
+        # Related-object access and internal deletes go through the base manager: it must
+        # refuse updates and deletes as `objects` does.
+        base_manager_name = "objects"
         constraints = [
             models.UniqueConstraint(
                 fields=["content_type", "object_id", "seq"], name="audit_entry_chain_position"

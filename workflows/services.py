@@ -144,6 +144,7 @@ def _handoff_summary(handoff: Handoff) -> dict[str, Any]:
     return {
         "id": handoff.pk,
         "stage": handoff.stage,
+        "slot": handoff.slot,
         "user": handoff.assignee_id,
         "group": handoff.candidate_group_id,
         "due_at": handoff.due_at,
@@ -187,6 +188,7 @@ def _open_handoffs(
             content_type=content_type,
             object_id=str(instance.pk),
             stage=spec.stage,
+            slot=spec.slot,
             assignee=spec.user,
             candidate_group=spec.group,
             due_at=spec.due_at,
@@ -344,7 +346,12 @@ def transition(
 
         source = instance.state
         prepared = instance.workflow_prepare(
-            name=name, actor=person, principal=principal, comment=comment, data=payload
+            name=name,
+            actor=person,
+            principal=principal,
+            comment=comment,
+            data=payload,
+            open_handoffs=open_handoffs,
         )
         before = _snapshot(instance)
         try:
@@ -376,7 +383,15 @@ def transition(
             audit_data["changes"] = changes
         if effects.close or opened:
             audit_data["handoffs"] = {
-                "closed": [{"id": h.pk, "reason": h.close_reason} for h in effects.close],
+                "closed": [
+                    {
+                        "id": h.pk,
+                        "reason": h.close_reason,
+                        "user": h.assignee_id,
+                        "group": h.candidate_group_id,
+                    }
+                    for h in effects.close
+                ],
                 "opened": [_handoff_summary(h) for h in opened],
             }
         if person is None:
@@ -610,7 +625,15 @@ def handoff_reassign(
         now = timezone.now()
         (successor,) = _open_handoffs(
             instance=instance,
-            specs=[HandoffSpec(user=to_user, group=to_group, stage=handoff.stage, due_at=handoff.due_at)],
+            specs=[
+                HandoffSpec(
+                    user=to_user,
+                    group=to_group,
+                    stage=handoff.stage,
+                    slot=handoff.slot,
+                    due_at=handoff.due_at,
+                )
+            ],
             opened_by=actor,
             now=now,
         )

@@ -1,4 +1,4 @@
-"""Approval requests: the product built on the workflow engine."""
+"""Approval requests: the fixed lifecycle, their revisions and the decisions on them."""
 
 from __future__ import annotations
 
@@ -6,55 +6,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
-from django_fsm import FSMField, transition
+from django_fsm import RETURN_VALUE, FSMField, transition
 
 from approvals import policies
-from workflows import errors
-from workflows.models import (
-    HandoffSpec,
-    Recipient,
-    TaskSpec,
-    TransitionStep,
-    WorkflowEffects,
-    WorkflowModel,
-)
+from approvals.models.types import PolicyVersion, RequestType
+from approvals.routing import Policy, Stage
+from workflows.models import Handoff, Recipient, TaskSpec, TransitionStep, WorkflowEffects, WorkflowModel
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from approvals.stages import RoutePlan
 
 
 def _permission(check: Callable[[ApprovalRequest, User], bool]) -> Callable[[Any, Any], bool]:
     """django-fsm types permission callables loosely; ours take a request and a User."""
     return cast(Callable[[Any, Any], bool], check)
-
-
-class RequestType(models.Model):
-    """A kind of request people can submit, and who reviews it.
-
-    Who may submit a type is an object permission (`submit_requesttype`, via
-    django-guardian) given to users or groups.
-    """
-
-    slug = models.SlugField(max_length=80, unique=True)
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
-    approver_group = models.ForeignKey(
-        Group,
-        on_delete=models.PROTECT,
-        related_name="reviewed_request_types",
-        help_text="The group whose members review requests of this type.",
-    )
-    is_active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["name"]
-        permissions = [("submit_requesttype", "Can submit requests of this type")]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class State(models.TextChoices):
@@ -71,13 +39,17 @@ OPEN_STATES = [State.DRAFT, State.IN_REVIEW, State.CHANGES_REQUESTED]
 DECISIONS = ("approve", "reject", "request_changes")
 COMMENT_REQUIRED = {"reject": "Say why you reject it.", "request_changes": "Say what should change."}
 TITLE_MAX = 200
+STATES = {s.value: s.value for s in State}
 
 
 class ApprovalRequest(WorkflowModel):
     """A request that moves draft → in_review → approved | rejected | changes_requested.
 
-    The graph is fixed here; who reviews is decided by the request type. Transition
-    methods only change fields: the service does the locking, checks and recording.
+    The graph is fixed here; the route through review is data: the policy version the
+    request was submitted under (`policy_version`), the stage it waits in
+    (`stage_index`), and who fills that stage (`stage_slots`). Transition methods only
+    apply a `RoutePlan` worked out beforehand (approvals.stages) with the row locked; the
+    service does the locking, checks and recording.
     """
 
     request_type = models.ForeignKey(RequestType, on_delete=models.PROTECT, related_name="requests")
@@ -88,6 +60,12 @@ class ApprovalRequest(WorkflowModel):
     description = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True)
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
+    revision = models.PositiveIntegerField(default=1)
+    policy_version = models.ForeignKey(
+        PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    stage_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    stage_slots = models.JSONField(default=list, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
@@ -100,6 +78,7 @@ class ApprovalRequest(WorkflowModel):
         indexes = [
             models.Index(fields=["requester", "-id"], name="request_by_requester"),
             models.Index(fields=["state", "-id"], name="request_by_state"),
+            models.Index(fields=["policy_version", "state"], name="request_by_policy_version"),
         ]
 
     def __str__(self) -> str:
@@ -113,65 +92,105 @@ class ApprovalRequest(WorkflowModel):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def policy(self) -> Policy | None:
+        return self.policy_version.policy if self.policy_version_id is not None else None  # type: ignore[union-attr]
+
+    @property
+    def current_stage(self) -> Stage | None:
+        policy = self.policy
+        if policy is None or self.stage_index is None:
+            return None
+        return policy.stages[self.stage_index]
+
     # --- the lifecycle (fields only; no I/O) -------------------------------------------
 
+    def _apply(self, plan: RoutePlan) -> str:
+        self.policy_version_id = plan.policy_version_id
+        self.stage_index = plan.stage_index
+        self.stage_slots = plan.stage_slots
+        if plan.revision is not None:
+            self.revision = plan.revision.number
+            self.title = plan.revision.title
+            self.description = plan.revision.description
+            self.payload = plan.revision.payload
+        if plan.target in {State.APPROVED, State.REJECTED}:
+            self.decided_at = timezone.now()
+        return plan.target
+
     @transition(
-        field=state, source=State.DRAFT, target=State.IN_REVIEW, permission=_permission(policies.may_submit)
+        field=state,
+        source=State.DRAFT,
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
+        permission=_permission(policies.may_submit),
     )
-    def submit(self) -> None:
+    def submit(self, *, plan: RoutePlan) -> str:
         self.submitted_at = timezone.now()
+        return self._apply(plan)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
-        target=State.APPROVED,
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
         permission=_permission(policies.may_decide),
     )
-    def approve(self) -> None:
-        self.decided_at = timezone.now()
+    def approve(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
-        target=State.REJECTED,
+        target=RETURN_VALUE(State.IN_REVIEW, State.REJECTED),
         permission=_permission(policies.may_decide),
     )
-    def reject(self) -> None:
-        self.decided_at = timezone.now()
+    def reject(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
-        target=State.CHANGES_REQUESTED,
+        target=RETURN_VALUE(State.CHANGES_REQUESTED),
         permission=_permission(policies.may_decide),
     )
-    def request_changes(self) -> None:
-        pass
+    def request_changes(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
 
     @transition(
         field=state,
         source=State.CHANGES_REQUESTED,
-        target=State.IN_REVIEW,
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
         permission=_permission(policies.is_requester),
     )
-    def resubmit(self, *, title: str | None = None, description: str | None = None) -> None:
-        if title is not None:
-            self.title = title
-        if description is not None:
-            self.description = description
+    def resubmit(self, *, plan: RoutePlan) -> str:
         self.submitted_at = timezone.now()
+        return self._apply(plan)
 
     @transition(
-        field=state, source=OPEN_STATES, target=State.WITHDRAWN, permission=_permission(policies.is_requester)
+        field=state,
+        source=OPEN_STATES,
+        target=RETURN_VALUE(State.WITHDRAWN),
+        permission=_permission(policies.is_requester),
     )
-    def withdraw(self) -> None:
-        pass
+    def withdraw(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
 
     @transition(
-        field=state, source=OPEN_STATES, target=State.CANCELLED, permission=_permission(policies.may_cancel)
+        field=state,
+        source=OPEN_STATES,
+        target=RETURN_VALUE(State.CANCELLED),
+        permission=_permission(policies.may_cancel),
     )
-    def cancel(self) -> None:
-        pass
+    def cancel(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
+
+    @transition(
+        field=state,
+        source=[State.IN_REVIEW, State.CHANGES_REQUESTED],
+        target=RETURN_VALUE(State.IN_REVIEW, State.CHANGES_REQUESTED, State.APPROVED, State.REJECTED),
+        permission=_permission(policies.may_move_policy),
+    )
+    def move_policy(self, *, plan: RoutePlan) -> str:
+        return self._apply(plan)
 
     # --- what the transition service asks of this workflow ----------------------------
 
@@ -183,35 +202,27 @@ class ApprovalRequest(WorkflowModel):
         principal: User | None,
         comment: str,
         data: dict[str, Any],
+        open_handoffs: list[Handoff],
     ) -> dict[str, Any]:
-        if name in DECISIONS and actor is not None and actor.pk == self.requester_id:
-            # The principal was checked by the permission; this closes the delegation loophole.
-            raise errors.Forbidden("You cannot decide on your own request, not even on someone's behalf.")
-        if name in COMMENT_REQUIRED and not comment.strip():
-            raise errors.InvalidInput(
-                COMMENT_REQUIRED[name], field_errors={"comment": [COMMENT_REQUIRED[name]]}
-            )
-        if name == "resubmit":
-            return _resubmit_fields(data)
-        return {}
+        """Check the input and work out the route change; reads only (see approvals.lifecycle)."""
+        from approvals import lifecycle
+
+        plan = lifecycle.plan_for(
+            self,
+            name=name,
+            actor=actor,
+            principal=principal,
+            comment=comment,
+            data=data,
+            open_handoffs=open_handoffs,
+        )
+        return {"plan": plan}
 
     def workflow_effects(self, *, step: TransitionStep) -> WorkflowEffects:
-        effects = WorkflowEffects(close=list(step.open_handoffs))
-        if step.target == State.IN_REVIEW:
-            effects.open.append(HandoffSpec(group=self._approver_group(), stage="review"))
-        effects.tasks.append(
-            TaskSpec(
-                name="approvals.notify_transition",
-                kwargs={"request_id": self.pk, "action": step.name},
-            )
-        )
-        return effects
+        """Record the decision or revision the plan carries; hand over what it says."""
+        from approvals import lifecycle
 
-    def _approver_group(self) -> Group:
-        if ApprovalRequest.request_type.is_cached(self):
-            return self.request_type.approver_group
-        # One query for the group instead of one for the type and one for its group.
-        return Group.objects.get(reviewed_request_types=self.request_type_id)
+        return lifecycle.effects_for(self, step=step)
 
     def workflow_forbidden_reason(self, *, name: str, principal: User | None) -> str:
         return policies.forbidden_reason(self, name=name, user=principal)
@@ -224,48 +235,65 @@ class ApprovalRequest(WorkflowModel):
     def workflow_audience(self) -> list[Recipient]:
         return [Recipient(user_id=self.requester_id)]
 
-
-def _resubmit_fields(data: dict[str, Any]) -> dict[str, Any]:
-    prepared: dict[str, Any] = {}
-    field_errors: dict[str, list[str]] = {}
-    if "title" in data:
-        title = str(data["title"] or "").strip()
-        if not title:
-            field_errors["title"] = ["A title is required."]
-        elif len(title) > TITLE_MAX:
-            field_errors["title"] = [f"At most {TITLE_MAX} characters."]
-        prepared["title"] = title
-    if "description" in data:
-        prepared["description"] = str(data["description"] or "")
-    unknown = set(data) - {"title", "description"}
-    for name in sorted(unknown):
-        field_errors[name] = ["This field cannot be changed on resubmission."]
-    if field_errors:
-        raise errors.InvalidInput("The resubmission is invalid.", field_errors=field_errors)
-    return prepared
+    def notify_task(self, *, action: str) -> TaskSpec:
+        return TaskSpec(name="approvals.notify_transition", kwargs={"request_id": self.pk, "action": action})
 
 
-class Notification(models.Model):
-    """A message sent to a person about a request (by mail, and listed in the app).
+class RequestRevision(models.Model):
+    """What a request said at one revision: the first submission, then each resubmission.
 
-    `event_id` is the outbox event that caused it: a task delivered twice sends once.
+    `diff` lists what changed from the revision before: [{field, before, after}].
     """
 
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
-    )
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="notifications")
-    event_id = models.CharField(max_length=64)
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=TITLE_MAX)
+    description = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    diff = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    read_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["event_id", "recipient"], name="notification_once_per_event")
-        ]
-        indexes = [models.Index(fields=["recipient", "-id"], name="notification_by_recipient")]
+        ordering = ["request", "number"]
+        constraints = [models.UniqueConstraint(fields=["request", "number"], name="request_revision_number")]
 
     def __str__(self) -> str:
-        return self.subject
+        return f"{self.request.reference} revision {self.number}"
+
+
+class Decision(models.Model):
+    """One person's say in one stage of one revision of a request.
+
+    `principal` is whose decision it is; `actor` who took it (the same person, or a
+    delegate acting on the principal's behalf). `slot` is the place in the stage it fills.
+    """
+
+    class Outcome(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        REQUEST_CHANGES = "request_changes", "Asked for changes"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    revision = models.PositiveIntegerField()
+    stage_index = models.PositiveSmallIntegerField()
+    stage_name = models.CharField(max_length=50)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    principal = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    slot = models.CharField(max_length=100, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["request", "id"]
+        indexes = [models.Index(fields=["request", "revision"], name="decision_by_request_revision")]
+        constraints = [
+            # Whatever the policy allows across stages, nobody speaks twice in one stage.
+            models.UniqueConstraint(
+                fields=["request", "revision", "stage_name", "principal"], name="decision_once_per_stage"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.outcome} ({self.stage_name})"

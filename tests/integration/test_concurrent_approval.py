@@ -18,7 +18,7 @@ from tests.factories import make_approver, make_request
 from tests.integration.conftest import run_concurrently
 from workflows import errors
 from workflows.audit import audit_verify
-from workflows.models import AuditEntry, OutboxEvent
+from workflows.models import AuditEntry, Handoff, OutboxEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -74,13 +74,23 @@ def _assert_exactly_one_approval(request: ApprovalRequest, winner) -> None:
     # one event for the reviewers' group, one for the requester, one for the request's page
     assert sorted(destinations) == sorted(
         [
-            f"inbox.group.{request.request_type.approver_group_id}",
+            f"inbox.group.{handoff_group_id(request)}",
             f"inbox.user.{request.requester_id}",
             f"instance.approvals.approvalrequest.{request.pk}",
         ]
     )
     assert tasks == 1
     assert audit_verify().ok
+
+
+def handoff_group_id(request: ApprovalRequest) -> int | None:
+    """The group the request's review handoff was offered to."""
+    return (
+        Handoff.objects.for_instance(request)
+        .filter(stage="review")
+        .values_list("candidate_group_id", flat=True)
+        .first()
+    )
 
 
 def test_fifty_simultaneous_approvals_one_wins_the_rest_conflict(requester, request_type, fifty_approvers):

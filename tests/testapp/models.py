@@ -102,6 +102,7 @@ class Ticket(WorkflowModel):
         principal: User | None,
         comment: str,
         data: dict[str, Any],
+        open_handoffs: list[Handoff],
     ) -> dict[str, Any]:
         if name == "finish":
             resolution = str(data.get("resolution") or "").strip()

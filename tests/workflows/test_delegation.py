@@ -37,7 +37,9 @@ def test_a_delegate_approves_on_behalf_of_a_reviewer(
     handoff.refresh_from_db()
     assert handoff.close_reason == Handoff.CloseReason.DONE
     assert handoff.closed_by_id == outsider.pk
-    assert entry.data["handoffs"]["closed"] == [{"id": handoff.pk, "reason": "done"}]
+    assert entry.data["handoffs"]["closed"] == [
+        {"id": handoff.pk, "reason": "done", "user": handoff.assignee_id, "group": handoff.candidate_group_id}
+    ]
     assert audit_verify().ok
 
 

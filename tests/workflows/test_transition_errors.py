@@ -349,7 +349,8 @@ def test_bad_resubmit_fields_are_invalid(changes_requested: ApprovalRequest, req
         ({"title": "   "}, ["title"]),
         ({"title": "x" * 201}, ["title"]),
         ({"requester": 1}, ["requester"]),
-        ({"title": "", "state": "approved", "payload": {}}, ["payload", "state", "title"]),
+        ({"payload": "not an object"}, ["payload"]),
+        ({"title": "", "state": "approved", "payload": []}, ["payload", "state", "title"]),
     ]
     for data, bad_fields in cases:
         # when the requester resubmits with bad fields

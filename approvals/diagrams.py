@@ -1,0 +1,296 @@
+"""Diagrams of the request lifecycle and of a policy's stages, drawn as inline SVG.
+
+Drawn on the server from the code and the policy itself (no JavaScript, nothing fetched
+from the internet), so the admin and the request page always show what will really run.
+The lifecycle's arrows come from django-fsm's own transition table; only the positions
+of the states are laid out here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+from django_fsm import RETURN_VALUE
+
+from approvals.routing import Policy, Stage, duration_text
+
+BOX_W, BOX_H = 150, 44
+FONT = "font-family:system-ui,sans-serif"
+COLOURS = {
+    "box": "#ffffff",
+    "line": "#8a93a6",
+    "text": "#1d2330",
+    "muted": "#8a93a6",
+    "current": "#2757d6",
+    "current_fill": "#e6edfc",
+    "done": "#1d7a46",
+    "done_fill": "#e2f4ea",
+    "skipped_fill": "#f3f4f7",
+    "bad": "#b3261e",
+}
+
+# Where each lifecycle state sits (column, row); states not listed are placed after them.
+LIFECYCLE_LAYOUT = {
+    "draft": (0, 0),
+    "in_review": (1, 0),
+    "approved": (2, 0),
+    "changes_requested": (1, 1),
+    "rejected": (2, 1),
+    "withdrawn": (0, 2),
+    "cancelled": (1, 2),
+}
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    label: str
+
+
+def lifecycle_edges(model: type) -> list[Edge]:
+    """Every (source, target, action) of the model's `state` field, from django-fsm."""
+    field = model._meta.get_field("state")  # type: ignore[attr-defined]
+    edges: dict[tuple[str, str], list[str]] = {}
+    for transition in field.get_all_transitions(model):
+        targets = (
+            transition.target.allowed_states
+            if isinstance(transition.target, RETURN_VALUE)
+            else [transition.target]
+        )
+        sources = [transition.source] if transition.source != "*" else list(LIFECYCLE_LAYOUT)
+        for source in sources:
+            for target in targets:
+                if source != target:
+                    edges.setdefault((str(source), str(target)), []).append(transition.name)
+    return [Edge(s, t, ", ".join(sorted(set(names)))) for (s, t), names in sorted(edges.items())]
+
+
+def _text(
+    x: float, y: float, content: str, *, size: int = 12, weight: str = "normal", colour: str = ""
+) -> str:
+    fill = colour or COLOURS["text"]
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="middle" style="{FONT};font-size:{size}px;'
+        f'font-weight:{weight}" fill="{fill}">{escape(content)}</text>'
+    )
+
+
+def _arrow_defs() -> str:
+    return (
+        '<defs><marker id="baton-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{COLOURS["line"]}"/>'
+        "</marker></defs>"
+    )
+
+
+def _svg(width: int, height: int, title: str, body: Iterable[str]) -> SafeString:
+    content = "".join(body)
+    return mark_safe(  # noqa: S308  (every text inside was escaped above)
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="diagram">'
+        f"<title>{escape(title)}</title>{_arrow_defs()}{content}</svg>"
+    )
+
+
+def lifecycle_svg(
+    *, model: type, labels: dict[str, str], open_states: Iterable[str], current: str | None = None
+) -> SafeString:
+    """The request lifecycle as boxes and arrows, `current` highlighted.
+
+    Actions possible from every open state (withdraw, cancel) are drawn once, from a
+    dashed frame around the open states, instead of once per state.
+    """
+    col_gap, row_gap, margin, top = 230, 100, 24, 30
+    opened = [s for s in open_states if s in labels]
+    positions: dict[str, tuple[float, float]] = {}
+    extra = 0
+    for state in labels:
+        col, row = LIFECYCLE_LAYOUT.get(state, (3, extra))
+        if state not in LIFECYCLE_LAYOUT:
+            extra += 1
+        positions[state] = (margin + col * col_gap, top + row * row_gap + (30 if row >= 2 else 0))
+    width = int(max(x for x, _ in positions.values()) + BOX_W + margin)
+    height = int(max(y for _, y in positions.values()) + BOX_H + margin)
+    edges = lifecycle_edges(model)
+    pairs = {(e.source, e.target) for e in edges}
+    from_all_open: dict[str, str] = {}
+    for target in labels:
+        labels_in = {e.label for e in edges if e.target == target and e.source in opened}
+        if len(opened) > 1 and len(labels_in) == 1 and all((s, target) in pairs for s in opened):
+            from_all_open[target] = labels_in.pop()
+    body: list[str] = []
+    if from_all_open:
+        fx0 = min(positions[s][0] for s in opened) - 12
+        fy0 = min(positions[s][1] for s in opened) - 12
+        fx1 = max(positions[s][0] for s in opened) + BOX_W + 12
+        fy1 = max(positions[s][1] for s in opened) + BOX_H + 12
+        body.append(
+            f'<rect x="{fx0}" y="{fy0}" width="{fx1 - fx0}" height="{fy1 - fy0}" rx="12" fill="none" '
+            f'stroke="{COLOURS["line"]}" stroke-dasharray="6 5"/>'
+            + _text(fx0 + 40, fy1 - 6, "open", size=11, colour=COLOURS["muted"])
+        )
+        for target, label in from_all_open.items():
+            tx, ty = positions[target]
+            cx = tx + BOX_W / 2
+            body.append(
+                f'<line x1="{cx:.0f}" y1="{fy1}" x2="{cx:.0f}" y2="{ty}" stroke="{COLOURS["line"]}" '
+                'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
+            )
+            body.append(_side_text(cx + 6, (fy1 + ty) / 2 + 4, label, anchor="start"))
+    for edge in edges:
+        if edge.target in from_all_open or edge.source not in positions or edge.target not in positions:
+            continue
+        (x1, y1), (x2, y2) = positions[edge.source], positions[edge.target]
+        start, end = _box_border((x1, y1), (x2, y2)), _box_border((x2, y2), (x1, y1))
+        # A two-way pair (review <-> changes) is drawn as two lines side by side.
+        two_way = (edge.target, edge.source) in pairs
+        offset = (8 if edge.source < edge.target else -8) if two_way else 0
+        sx, sy, ex, ey = start[0] + offset, start[1], end[0] + offset, end[1]
+        body.append(
+            f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" stroke="{COLOURS["line"]}" '
+            'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
+        )
+        if two_way:
+            anchor = "start" if offset > 0 else "end"
+            body.append(
+                _side_text(
+                    (sx + ex) / 2 + (6 if offset > 0 else -6), (sy + ey) / 2 + 4, edge.label, anchor=anchor
+                )
+            )
+        else:
+            body.append(_text((sx + ex) / 2, (sy + ey) / 2 - 5, edge.label, size=10, colour=COLOURS["muted"]))
+    for state, label in labels.items():
+        x, y = positions[state]
+        is_current = state == current
+        stroke = COLOURS["current"] if is_current else COLOURS["line"]
+        fill = COLOURS["current_fill"] if is_current else COLOURS["box"]
+        current_attr = ' data-current="true"' if is_current else ""
+        body.append(
+            f'<g data-state="{escape(state)}"{current_attr}>'
+            f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}" stroke="{stroke}" '
+            f'stroke-width="{2.5 if is_current else 1.2}"/>'
+            + _text(
+                x + BOX_W / 2, y + BOX_H / 2 + 4, label, size=13, weight="bold" if is_current else "normal"
+            )
+            + "</g>"
+        )
+    return _svg(width, height, "Request lifecycle", body)
+
+
+def _side_text(x: float, y: float, content: str, *, anchor: str) -> str:
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" style="{FONT};font-size:10px" '
+        f'fill="{COLOURS["muted"]}">{escape(content)}</text>'
+    )
+
+
+def _box_border(centre_of: tuple[float, float], towards: tuple[float, float]) -> tuple[float, float]:
+    """Where the line from one box's centre towards another leaves the first box."""
+    cx, cy = centre_of[0] + BOX_W / 2, centre_of[1] + BOX_H / 2
+    tx, ty = towards[0] + BOX_W / 2, towards[1] + BOX_H / 2
+    dx, dy = tx - cx, ty - cy
+    if dx == 0 and dy == 0:
+        return cx, cy
+    scale = min(
+        (BOX_W / 2) / abs(dx) if dx else float("inf"),
+        (BOX_H / 2) / abs(dy) if dy else float("inf"),
+    )
+    return cx + dx * scale, cy + dy * scale
+
+
+@dataclass(frozen=True)
+class StageMark:
+    """How one stage stands for a particular request."""
+
+    status: str  # "current", "met", "skipped", "failed" or "" (not reached)
+    note: str = ""
+
+
+def _stage_lines(stage: Stage) -> list[str]:
+    lines = [stage.approvers.describe(), stage.rule_text()]
+    if stage.sla is not None:
+        sla = f"SLA {duration_text(stage.sla)}"
+        if stage.escalate_to is not None:
+            sla += f", then {stage.escalate_to.describe()}"
+        lines.append(sla)
+    return [line if len(line) <= 34 else line[:33] + "…" for line in lines]
+
+
+def policy_svg(
+    *, policy: Policy, marks: dict[int, StageMark] | None = None, title: str = "Approval route"
+) -> SafeString:
+    """The policy's stages left to right, from submission to approval.
+
+    `marks` (by stage index) shows one request's position: the current stage highlighted,
+    met stages green, skipped ones greyed with the reason.
+    """
+    marks = marks or {}
+    stage_w, stage_h, gap, margin, top = 200, 92, 60, 16, 44
+    small_w = 96
+    count = len(policy.stages)
+    width = margin * 2 + small_w * 2 + count * stage_w + (count + 1) * gap
+    height = top + stage_h + 56
+    body: list[str] = []
+    mid = top + stage_h / 2
+    x = margin
+    body.append(
+        f'<rect x="{x}" y="{mid - 18}" width="{small_w}" height="36" rx="18" fill="{COLOURS["box"]}" '
+        f'stroke="{COLOURS["line"]}"/>' + _text(x + small_w / 2, mid + 4, "submitted")
+    )
+    x += small_w
+    for index, stage in enumerate(policy.stages):
+        mark = marks.get(index, StageMark(status=""))
+        body.append(
+            f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
+            'marker-end="url(#baton-arrow)"/>'
+        )
+        if stage.condition is not None:
+            condition = "if " + stage.condition.describe()
+            condition = condition if len(condition) <= 40 else condition[:39] + "…"
+            body.append(_text(x + gap + stage_w / 2, top - 10, condition, size=11, colour=COLOURS["muted"]))
+        x += gap
+        stroke, fill, width_px = COLOURS["line"], COLOURS["box"], 1.2
+        if mark.status == "current":
+            stroke, fill, width_px = COLOURS["current"], COLOURS["current_fill"], 2.5
+        elif mark.status == "met":
+            stroke, fill = COLOURS["done"], COLOURS["done_fill"]
+        elif mark.status == "skipped":
+            fill = COLOURS["skipped_fill"]
+        elif mark.status == "failed":
+            stroke = COLOURS["bad"]
+        dash = ' stroke-dasharray="5 4"' if stage.condition is not None else ""
+        status_attr = f' data-status="{escape(mark.status)}"' if mark.status else ""
+        body.append(f'<g data-stage="{escape(stage.name)}"{status_attr}>')
+        body.append(
+            f'<rect x="{x}" y="{top}" width="{stage_w}" height="{stage_h}" rx="8" fill="{fill}" '
+            f'stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
+        )
+        heading = f"{index + 1}. {stage.name}"
+        if mark.status in {"met", "skipped", "failed", "current"}:
+            heading += {"met": " ✓", "skipped": " (skipped)", "failed": " ✗", "current": " ◀ now"}[
+                mark.status
+            ]
+        body.append(_text(x + stage_w / 2, top + 20, heading, size=13, weight="bold"))
+        for line_no, line in enumerate(_stage_lines(stage)):
+            body.append(
+                _text(x + stage_w / 2, top + 40 + line_no * 16, line, size=11, colour=COLOURS["muted"])
+            )
+        if mark.note:
+            note = mark.note if len(mark.note) <= 40 else mark.note[:39] + "…"
+            body.append(_text(x + stage_w / 2, top + stage_h + 18, note, size=11, colour=COLOURS["muted"]))
+        body.append("</g>")
+        x += stage_w
+    body.append(
+        f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
+        'marker-end="url(#baton-arrow)"/>'
+    )
+    x += gap
+    body.append(
+        f'<rect x="{x}" y="{mid - 18}" width="{small_w}" height="36" rx="18" fill="{COLOURS["done_fill"]}" '
+        f'stroke="{COLOURS["done"]}"/>' + _text(x + small_w / 2, mid + 4, "approved")
+    )
+    return _svg(width, height, title, body)

@@ -1,0 +1,99 @@
+"""Approval routing as data: the policy document, its validation, conditions and stage rules.
+
+Pure functions over plain values; nothing here touches the database. The models resolve
+names to people through a `Directory` and feed decisions in; this module says what the
+document means.
+
+A policy document (YAML or JSON, kept in git or edited in the admin):
+
+    options:
+      one_decision_per_person: true   # one person decides once per request revision
+      carry_over_approvals: false     # approvals survive a change request
+    stages:
+      - name: manager
+        approvers: {requester_manager: true}
+        rule: any                     # any | all | quorum
+        sla: 2d                       # 30m, 4h, 2d, 1d12h, or ISO 8601 (P2DT4H)
+        escalate_to: {group: managers}
+      - name: finance
+        when: {field: amount, op: gt, value: 1000}
+        approvers: {groups: [finance]}
+      - name: committee
+        approvers: {users: [pat, quinn, rosa]}
+        rule: quorum
+        quorum: 2
+        veto: false                   # a reject is a vote against, not the end
+
+Approvers are named: `users` (user names), `groups` (group names), `requester_manager`
+(the requester's line manager) and `team_manager` (the managers of the requester's teams).
+What a rule counts:
+
+- any: one approval from anyone the stage names;
+- all: every named approver says yes; a group counts once (any one member speaks for it);
+- quorum N: N different people from everyone the stage names (groups count per member).
+
+A reject ends the request when the stage has a veto (the default) or when the rule can no
+longer be met; with `veto: false` it is only a vote against. Conditions are structured
+(field, operator, value, combined with `all` / `any`); there is no expression language to
+evaluate and nothing is ever passed to `eval`.
+"""
+
+from approvals.routing.checks import Directory, Person, policy_problems
+from approvals.routing.conditions import (
+    condition_explain,
+    condition_holds,
+    condition_satisfiable,
+    payload_value,
+)
+from approvals.routing.document import condition_document, policy_document, policy_parse, stage_document
+from approvals.routing.model import (
+    OPERATORS,
+    RULES,
+    AllOf,
+    AnyOf,
+    Approvers,
+    Condition,
+    Escalation,
+    Leaf,
+    Outcome,
+    Policy,
+    PolicyError,
+    Stage,
+    duration_parse,
+    duration_text,
+)
+from approvals.routing.rules import Route, RouteStep, Tally, next_applicable, route_skips, stage_outcome
+
+__all__ = [
+    "OPERATORS",
+    "RULES",
+    "AllOf",
+    "AnyOf",
+    "Approvers",
+    "Condition",
+    "Directory",
+    "Escalation",
+    "Leaf",
+    "Outcome",
+    "Person",
+    "Policy",
+    "PolicyError",
+    "Route",
+    "RouteStep",
+    "Stage",
+    "Tally",
+    "condition_document",
+    "condition_explain",
+    "condition_holds",
+    "condition_satisfiable",
+    "duration_parse",
+    "duration_text",
+    "next_applicable",
+    "payload_value",
+    "policy_document",
+    "policy_parse",
+    "policy_problems",
+    "route_skips",
+    "stage_document",
+    "stage_outcome",
+]

@@ -1,0 +1,184 @@
+"""What a policy document means: stages, approvers, conditions, rules (plain values)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from django.utils.dateparse import parse_duration
+
+RULES = ("any", "all", "quorum")
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
+OPERATOR_TEXT = {
+    "eq": "=",
+    "ne": "≠",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "in": "in",
+    "not_in": "not in",
+    "contains": "contains",
+    "exists": "is set",
+}
+NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
+STAGE_KEYS = {"name", "description", "approvers", "rule", "quorum", "veto", "when", "sla", "escalate_to"}
+APPROVER_KEYS = {"users", "groups", "requester_manager", "team_manager"}
+OPTION_KEYS = {"one_decision_per_person", "carry_over_approvals"}
+TOP_KEYS = {"request_type", "name", "description", "options", "stages"}
+STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+MAX_STAGES = 20
+MAX_CONDITION_TERMS = 256  # beyond this the reachability analysis gives up and assumes reachable
+
+Outcome = Literal["met", "failed", "pending"]
+
+
+# --- the document's meaning -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    field: str
+    op: str
+    value: Any
+
+    def describe(self) -> str:
+        if self.op == "exists":
+            return f"{self.field} {'is set' if self.value else 'is not set'}"
+        return f"{self.field} {OPERATOR_TEXT[self.op]} {value_text(self.value)}"
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+    def describe(self) -> str:
+        return " and ".join(_grouped(c) for c in self.items)
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+    def describe(self) -> str:
+        return " or ".join(_grouped(c) for c in self.items)
+
+
+Condition = Leaf | AllOf | AnyOf
+
+
+def _grouped(condition: Condition) -> str:
+    text = condition.describe()
+    return f"({text})" if isinstance(condition, AllOf | AnyOf) and len(condition.items) > 1 else text
+
+
+@dataclass(frozen=True)
+class Approvers:
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    requester_manager: bool = False
+    team_manager: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.users or self.groups or self.requester_manager or self.team_manager)
+
+    def describe(self) -> str:
+        parts = [*self.users, *(f"group {g}" for g in self.groups)]
+        if self.requester_manager:
+            parts.append("the requester's manager")
+        if self.team_manager:
+            parts.append("the requester's team manager")
+        return ", ".join(parts) or "nobody"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    user: str = ""
+    group: str = ""
+
+    def describe(self) -> str:
+        return self.user or f"group {self.group}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    approvers: Approvers
+    rule: str = "any"
+    quorum: int | None = None
+    veto: bool = True
+    condition: Condition | None = None
+    sla: timedelta | None = None
+    escalate_to: Escalation | None = None
+    description: str = ""
+
+    def rule_text(self) -> str:
+        if self.rule == "quorum":
+            text = f"{self.quorum} of them"
+        elif self.rule == "all":
+            text = "all of them"
+        else:
+            text = "any one of them"
+        return text + ("" if self.veto else ", no veto")
+
+    @property
+    def needed(self) -> int:
+        """Approvals the rule needs (for 'all', the number of slots decides; see stage_outcome)."""
+        return self.quorum or 1
+
+
+@dataclass(frozen=True)
+class Policy:
+    stages: tuple[Stage, ...]
+    one_decision_per_person: bool = True
+    carry_over_approvals: bool = False
+
+    def stage_index(self, name: str) -> int | None:
+        return next((i for i, s in enumerate(self.stages) if s.name == name), None)
+
+
+class PolicyError(ValueError):
+    """The document cannot be read as a policy; `problems` has one clear line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def duration_parse(text: Any) -> timedelta | None:
+    """'30m', '4h', '2d', '1d12h' or ISO 8601 ('P2DT4H'); None when it is neither."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = text.strip()
+    match = DURATION.match(value)
+    if match and any(match.groups()):
+        days, hours, minutes = (int(g or 0) for g in match.groups())
+        result = timedelta(days=days, hours=hours, minutes=minutes)
+    else:
+        parsed = parse_duration(value) if value.upper().startswith("P") else None
+        if parsed is None:
+            return None
+        result = parsed
+    return result if result > timedelta(0) else None
+
+
+def duration_text(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    return "".join(parts) or "0m"

@@ -1,0 +1,103 @@
+"""Stage rules at run time, and the route a request takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from approvals.routing.conditions import condition_explain, condition_holds
+from approvals.routing.model import Outcome, Policy, Stage
+
+# --- stage rules at run time -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What has been said in one stage so far, and who could still speak.
+
+    `slots` are the stage's named approvers (a user, a group, a manager: 'user:7',
+    'group:3'); `approved_slots` those with an approval. `approvals` counts people who
+    approved, `rejections` people who rejected, `undecided` people who may still decide.
+    """
+
+    slots: frozenset[str]
+    approved_slots: frozenset[str] = frozenset()
+    approvals: int = 0
+    rejections: int = 0
+    undecided: int = 0
+
+
+def stage_outcome(stage: Stage, tally: Tally) -> Outcome:
+    """'met', 'failed' (the request is rejected) or 'pending' for one stage."""
+    if stage.rule == "all":
+        if tally.rejections:
+            return "failed"
+        return "met" if tally.slots and tally.slots <= tally.approved_slots else "pending"
+    needed = stage.needed
+    if tally.approvals >= needed:
+        return "met"
+    if tally.rejections and (stage.veto or tally.approvals + tally.undecided < needed):
+        return "failed"
+    if tally.approvals + tally.undecided < needed:
+        return "failed"
+    return "pending"
+
+
+# --- simulation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteStep:
+    index: int
+    stage: Stage
+    applies: bool
+    reason: str
+    approvers: tuple[str, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    steps: tuple[RouteStep, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def applied(self) -> tuple[RouteStep, ...]:
+        return tuple(s for s in self.steps if s.applies)
+
+    def describe(self) -> list[str]:
+        lines = []
+        for step in self.steps:
+            head = f"{step.index + 1}. {step.stage.name}"
+            if not step.applies:
+                lines.append(f"{head}: skipped ({step.reason})")
+            else:
+                who = ", ".join(step.approvers) or "nobody"
+                lines.append(
+                    f"{head}: {who}; {step.stage.rule_text()}"
+                    + (f" — {step.problem}" if step.problem else "")
+                )
+        if not self.applied:
+            lines.append("every stage is skipped: the request is approved on submission")
+        return lines
+
+
+def route_skips(
+    policy: Policy, payload: Mapping[str, Any], start: int = 0
+) -> Iterable[tuple[int, Stage, str]]:
+    """Stages from `start` on whose conditions are false, with the reason, up to the first that applies."""
+    for index in range(start, len(policy.stages)):
+        stage = policy.stages[index]
+        if condition_holds(stage.condition, payload):
+            return
+        assert stage.condition is not None
+        yield index, stage, condition_explain(stage.condition, payload)
+
+
+def next_applicable(policy: Policy, payload: Mapping[str, Any], start: int) -> int | None:
+    """The index of the first stage at or after `start` whose condition holds, or None."""
+    for index in range(start, len(policy.stages)):
+        if condition_holds(policy.stages[index].condition, payload):
+            return index
+    return None
