@@ -5,7 +5,7 @@ Run it (about a minute and a half with the defaults; PostgreSQL at 127.0.0.1:543
     .venv/bin/python -m bench.transitions                 # or: .venv/bin/python bench/transitions.py
     .venv/bin/python -m bench.transitions --seconds 20 --workers 8 --requests 20 --check
 
-It drops and re-creates the database `baton_bench` (migrated, then seeded through the
+It drops and re-creates the database `baton_bench` (`--database`; migrated, then seeded through the
 services: role groups, one reviewers group, one request type, per worker a requester and an
 approver, and `--requests` requests per worker in `in_review`, each worker creating its own)
 and uses Redis db 14 (`--redis-url`) as channel layer and Celery broker. Afterwards it
@@ -25,15 +25,16 @@ requests:
            the audit entry, the outbox rows, and after commit the real push of the events
            (3 channel-layer group sends to Redis, two of them to groups with a listening
            channel, and 1 Celery task published to the Redis broker) and marking them
-           delivered.
+           delivered (one UPDATE by primary key, from the rows still in memory).
   raw      psycopg 3, same tables, same alternation on other requests of the same kind, one
            transaction per transition with the same rows written: SELECT ... FOR UPDATE the
            request; close its open handoff (UPDATE ... RETURNING) or INSERT a new one;
            INSERT the audit entry with the same sha256 chain hash, computed in Python as
            `workflows.audit.entry_hash` does (so `audit_verify` checks the raw chains too);
            UPDATE the request row (state, version, audit head, timestamps); INSERT the same
-           4 outbox rows. It pushes nothing to Redis and leaves its outbox rows pending:
-           the floor the service is measured against.
+           4 outbox rows, leased to a push as the service's are (`OUTBOX_PUSH_LEASE`). It
+           pushes nothing to Redis and leaves its outbox rows pending: the floor the service
+           is measured against.
 
 The measured time is split into `--rounds` windows per side, alternating raw, service,
 raw, service..., so that whatever else the machine does weighs on both alike; each window
@@ -44,10 +45,11 @@ Printed: transitions/s and latency p50/p95 of both sides, the CPU each transitio
 the worker, in its PostgreSQL backend and in Redis, the ratio service/raw and the target
 (service >= 0.5 x raw); with --check the exit status is 1 when the ratio is below target.
 Before the run it prints the SQL statements one transition of each kind costs through the
-service (CaptureQueriesContext, BEGIN/COMMIT and the after-commit push included); after it,
-it verifies the result: every audit chain intact (`audit_verify`), every request's version,
-chain head, state and open handoffs consistent with the transitions counted, every service
-outbox event delivered, and the service's Celery messages present in the broker.
+service (CaptureQueriesContext, BEGIN/COMMIT and the after-commit push included, the push
+counted apart); after it, it verifies the result: every audit chain intact
+(`audit_verify`), every request's version, chain head, state and open handoffs consistent
+with the transitions counted, every service outbox event delivered, and the service's
+Celery messages present in the broker.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,7 @@ IN_REVIEW = "in_review"
 CHANGES_REQUESTED = "changes_requested"
 CHANGE_COMMENT = "Please attach the quote."
 GENESIS = "0" * 64
+POLICY = {"stages": [{"name": "review", "approvers": {"groups": ["bench-reviewers"]}, "rule": "any"}]}
 SETTLE = 1.0  # unmeasured seconds at the start of every window after the first
 SIDES = ("raw", "service")
 
@@ -85,10 +88,10 @@ SIDES = ("raw", "service")
 # --- configuration -------------------------------------------------------------------------
 
 
-def _configure_environment(*, settings: str, server_url: str, redis_url: str) -> None:
+def _configure_environment(*, settings: str, server_url: str, database: str, redis_url: str) -> None:
     """Settings come from the environment; spawned workers inherit it."""
     os.environ["DJANGO_SETTINGS_MODULE"] = settings
-    os.environ["DATABASE_URL"] = f"{server_url.rstrip('/')}/{DB_NAME}"
+    os.environ["DATABASE_URL"] = f"{server_url.rstrip('/')}/{database}"
     os.environ["REDIS_URL"] = redis_url
     os.environ["CHANNEL_PREFIX"] = CHANNEL_PREFIX
     # DEBUG would make Django keep every query in memory; the bench measures production-like code.
@@ -103,12 +106,14 @@ def _django_setup() -> None:
     django.setup()
 
 
-def _recreate_database(server_url: str) -> None:
+def _recreate_database(server_url: str, database: str) -> None:
     import psycopg
+    from psycopg import sql
 
+    name = sql.Identifier(database)
     with psycopg.connect(f"{server_url.rstrip('/')}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
 # --- seeding -------------------------------------------------------------------------------
@@ -148,12 +153,13 @@ def _seed(*, workers: int, per_worker: int) -> Seed:
     from accounts.models import User
     from accounts.roles import APPROVERS, REQUESTERS, roles_sync
     from approvals.models import ApprovalRequest, RequestType
+    from approvals.publishing import policy_draft_create, policy_publish
     from approvals.services import request_create
 
     call_command("migrate", verbosity=0)
     roles = roles_sync()
     reviewers = Group.objects.create(name="bench-reviewers")
-    request_type = RequestType.objects.create(slug="bench", name="Bench", approver_group=reviewers)
+    request_type = RequestType.objects.create(slug="bench", name="Bench")
     assign_perm("approvals.submit_requesttype", roles[REQUESTERS], request_type)
     content_type = ContentType.objects.get_for_model(ApprovalRequest)
 
@@ -191,6 +197,10 @@ def _seed(*, workers: int, per_worker: int) -> Seed:
             )
     spare_requester = person("spare-requester", roles[REQUESTERS])
     spare_approver = person("spare-approver", roles[APPROVERS], reviewers)
+    # The simplest policy: one review stage that any reviewer decides. Published through
+    # the real service (with its checks) once the reviewers exist.
+    draft = policy_draft_create(request_type=request_type, document=POLICY, actor=None, source="bench")
+    policy_publish(version=draft, actor=None)
     spare = request_create(requester=spare_requester, request_type=request_type, title="spare")
     return Seed(
         plans=plans,
@@ -222,8 +232,17 @@ def _create_requests(plan: WorkerPlan) -> list[int]:
 @dataclass
 class QueryCount:
     action: str
-    total: int
     sql: list[str]
+
+    @property
+    def total(self) -> int:
+        return len(self.sql)
+
+    @property
+    def after_commit(self) -> int:
+        """Statements after the transition's COMMIT: the push marking its events delivered."""
+        commits = [i for i, sql in enumerate(self.sql) if sql.strip().upper() == "COMMIT"]
+        return len(self.sql) - commits[0] - 1 if commits else 0
 
 
 def _count_queries(seed: Seed) -> list[QueryCount]:
@@ -250,7 +269,7 @@ def _count_queries(seed: Seed) -> list[QueryCount]:
                 request_id=seed.spare_request_id, action=action, actor=copy.copy(actor), comment=comment
             )
         sql = [q["sql"] for q in captured.captured_queries]
-        counts.append(QueryCount(action=action, total=len(sql), sql=sql))
+        counts.append(QueryCount(action=action, sql=sql))
     return counts
 
 
@@ -415,16 +434,25 @@ def _raw_hash(body: dict[str, Any]) -> str:
 
 
 LOCK_SQL = (
-    "SELECT state, version, audit_seq, audit_head, submitted_at FROM approvals_approvalrequest "
-    "WHERE id = %s FOR UPDATE"
+    "SELECT state, version, audit_seq, audit_head, submitted_at, revision, stage_slots, title, description, "
+    "payload FROM approvals_approvalrequest WHERE id = %s FOR UPDATE"
+)
+DECISION_SQL = (
+    "INSERT INTO approvals_decision (request_id, revision, stage_index, stage_name, outcome, principal_id, "
+    "actor_id, slot, comment, created_at) VALUES (%s, %s, 0, 'review', 'request_changes', %s, %s, %s, %s, %s)"
+)
+REVISION_SQL = (
+    "INSERT INTO approvals_requestrevision (request_id, number, title, description, payload, diff, "
+    "created_at, created_by_id) VALUES (%s, %s, %s, %s, %s, '[]', %s, %s)"
 )
 CLOSE_HANDOFF_SQL = (
     "UPDATE workflows_handoff SET closed_at = %s, closed_by_id = %s, close_reason = 'done' "
-    "WHERE content_type_id = %s AND object_id = %s AND closed_at IS NULL RETURNING id, candidate_group_id"
+    "WHERE content_type_id = %s AND object_id = %s AND closed_at IS NULL "
+    "RETURNING id, assignee_id, candidate_group_id"
 )
 OPEN_HANDOFF_SQL = (
-    "INSERT INTO workflows_handoff (content_type_id, object_id, stage, candidate_group_id, opened_at, "
-    "opened_by_id, close_reason) VALUES (%s, %s, 'review', %s, %s, %s, '') RETURNING id"
+    "INSERT INTO workflows_handoff (content_type_id, object_id, stage, slot, assignee_id, candidate_group_id, "
+    "opened_at, opened_by_id, close_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id"
 )
 AUDIT_SQL = (
     "INSERT INTO workflows_auditentry (content_type_id, object_id, seq, kind, action, source, target, "
@@ -433,7 +461,7 @@ AUDIT_SQL = (
 )
 REQUEST_SQL = (
     "UPDATE approvals_approvalrequest SET state = %s, version = %s, audit_seq = %s, audit_head = %s, "
-    "updated_at = %s, submitted_at = %s WHERE id = %s"
+    "updated_at = %s, revision = %s, stage_index = %s, stage_slots = %s, submitted_at = %s WHERE id = %s"
 )
 OUTBOX_SQL = (
     "INSERT INTO workflows_outboxevent (id, kind, destination, payload, status, attempts, available_at, "
@@ -442,15 +470,34 @@ OUTBOX_SQL = (
 )
 
 
+def _holders(handoff: tuple[int | None, int | None]) -> list[str]:
+    """The inbox groups of one handoff's holders (its user, then its group), as the service's."""
+    user_id, group_id = handoff
+    return [
+        *([f"inbox.user.{user_id}"] if user_id is not None else []),
+        *([f"inbox.group.{group_id}"] if group_id is not None else []),
+    ]
+
+
 def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> str:
-    """One transition in one transaction: the rows the service writes, through psycopg."""
+    """One transition in one transaction: the rows the service writes, through psycopg.
+
+    request_changes by the approver: a decision of the review stage, the review handoff
+    closed and one opened for the requester; resubmit by the requester: a new revision
+    (unchanged content), the requester's handoff closed and the review one opened again.
+    """
+    from django.conf import settings
     from psycopg.types.json import Jsonb
 
     cur.execute(LOCK_SQL, (pk,))
-    state, version, seq, head, submitted_at = cur.fetchone()
+    state, version, seq, head, submitted_at, revision, slots, title, description, payload = cur.fetchone()
+    # A plain psycopg connection parses jsonb; Django's cursor (the bench's test) hands it over as text.
+    slots, payload = (json.loads(v) if isinstance(v, str) else v for v in (slots, payload))
     now = datetime.now(UTC)
     object_id = str(pk)
-    changes: dict[str, Any] = {}
+    review_slot = f"group:{plan.group_id}"
+    data: dict[str, Any]
+    opened_spec: tuple[str, str, int | None, int | None]  # stage, slot, user, group
     if state == IN_REVIEW:
         action, target, actor_id, comment = (
             "request_changes",
@@ -458,25 +505,47 @@ def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> str:
             plan.approver_id,
             CHANGE_COMMENT,
         )
-        cur.execute(CLOSE_HANDOFF_SQL, (now, actor_id, plan.content_type_id, object_id))
-        closed = cur.fetchall()
-        handoffs = {"closed": [{"id": h, "reason": "done"} for h, _ in closed], "opened": []}
-        holders = [f"inbox.group.{g}" for _, g in closed]
-        new_submitted = submitted_at
+        (slot,) = slots
+        cur.execute(DECISION_SQL, (pk, revision, actor_id, actor_id, slot, comment, now))
+        data = {"decision": {"stage": "review", "outcome": action, "revision": revision, "slot": slot}}
+        opened_spec = ("changes", "requester", plan.requester_id, None)
+        new_revision, new_stage, new_slots, new_submitted = revision, None, [], submitted_at
+        changes: dict[str, Any] = {"stage_index": [0, None], "stage_slots": [slots, []]}
     else:
         action, target, actor_id, comment = "resubmit", IN_REVIEW, plan.requester_id, ""
-        cur.execute(OPEN_HANDOFF_SQL, (plan.content_type_id, object_id, plan.group_id, now, actor_id))
-        (opened,) = cur.fetchone()
-        handoffs = {
-            "closed": [],
-            "opened": [
-                {"id": opened, "stage": "review", "user": None, "group": plan.group_id, "due_at": None}
-            ],
+        new_revision = revision + 1
+        cur.execute(REVISION_SQL, (pk, new_revision, title, description, Jsonb(payload), now, actor_id))
+        data = {"route": {"to": "review"}, "revision": {"number": new_revision, "diff": []}}
+        opened_spec = ("review", review_slot, None, plan.group_id)
+        new_stage, new_slots, new_submitted = 0, [review_slot], now
+        changes = {
+            "revision": [revision, new_revision],
+            "stage_index": [None, 0],
+            "stage_slots": [[], new_slots],
+            "submitted_at": [_json_datetime(submitted_at), _json_datetime(now)],
         }
-        holders = [f"inbox.group.{plan.group_id}"]
-        new_submitted = now
-        changes = {"submitted_at": [_json_datetime(submitted_at), _json_datetime(now)]}
-    data: dict[str, Any] = {"changes": changes, "handoffs": handoffs} if changes else {"handoffs": handoffs}
+    cur.execute(CLOSE_HANDOFF_SQL, (now, actor_id, plan.content_type_id, object_id))
+    closed = cur.fetchall()
+    stage, slot_key, user_id, group_id = opened_spec
+    cur.execute(
+        OPEN_HANDOFF_SQL,
+        (plan.content_type_id, object_id, stage, slot_key, user_id, group_id, now, actor_id),
+    )
+    (opened,) = cur.fetchone()
+    data["changes"] = changes
+    data["handoffs"] = {
+        "closed": [{"id": h, "reason": "done", "user": u, "group": g} for h, u, g in closed],
+        "opened": [
+            {
+                "id": opened,
+                "stage": stage,
+                "slot": slot_key,
+                "user": user_id,
+                "group": group_id,
+                "due_at": None,
+            }
+        ],
+    }
     seq += 1
     version += 1
     trace_id = uuid.uuid4().hex
@@ -516,8 +585,11 @@ def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> str:
             digest,
         ),
     )
-    cur.execute(REQUEST_SQL, (target, version, seq, digest, now, new_submitted, pk))
-    payload = {
+    cur.execute(
+        REQUEST_SQL,
+        (target, version, seq, digest, now, new_revision, new_stage, Jsonb(new_slots), new_submitted, pk),
+    )
+    body = {
         "topic": "instance.transitioned",
         "ref": f"approvals.approvalrequest:{object_id}",
         "state": target,
@@ -527,19 +599,24 @@ def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> str:
         "source": state,
         "target": target,
     }
+    # One event per holder of a closed or opened handoff and for the requester, each once,
+    # one for the request's watchers, and the notification task.
+    holders = [g for _, u, grp in closed for g in _holders((u, grp))] + _holders((user_id, group_id))
+    groups = list(dict.fromkeys([*holders, f"inbox.user.{plan.requester_id}"]))
     destinations = [
-        *(("channel", d, payload) for d in holders),
-        ("channel", f"inbox.user.{plan.requester_id}", payload),
-        ("channel", f"instance.approvals.approvalrequest.{object_id}", payload),
+        *(("channel", d, body) for d in groups),
+        ("channel", f"instance.approvals.approvalrequest.{object_id}", body),
         (
             "task",
             "approvals.notify_transition",
             {"kwargs": {"request_id": pk, "action": action, "audit_seq": seq}},
         ),
     ]
+    # Due when the push lease ends, as the service's rows are (outbox_write).
+    lease_end = now + timedelta(seconds=settings.OUTBOX_PUSH_LEASE)
     params: list[Any] = []
-    for kind, destination, body in destinations:
-        params += [uuid.uuid4(), kind, destination, Jsonb(body), now, now]
+    for kind, destination, event_body in destinations:
+        params += [uuid.uuid4(), kind, destination, Jsonb(event_body), lease_end, now]
     cur.execute(OUTBOX_SQL, params)
     return target
 
@@ -652,7 +729,7 @@ def _verify(service: SideResult, raw: SideResult) -> list[str]:
 
     from django.contrib.contenttypes.models import ContentType
 
-    from approvals.models import ApprovalRequest
+    from approvals.models import ApprovalRequest, Decision, RequestRevision
     from workflows.audit import audit_verify
     from workflows.models import Handoff, OutboxEvent
 
@@ -667,24 +744,36 @@ def _verify(service: SideResult, raw: SideResult) -> list[str]:
             "object_id", flat=True
         )
     )
+    decisions = Counter(Decision.objects.values_list("request_id", flat=True))
+    revisions = Counter(RequestRevision.objects.values_list("request_id", flat=True))
     for side in (service, raw):
         ids = [pk for w in side.workers for pk in w.request_ids]
-        rows = ApprovalRequest.objects.filter(pk__in=ids).values_list("pk", "state", "version", "audit_seq")
-        # Seeded by create + submit (2 entries, version 2); every transition adds one of each.
+        rows = ApprovalRequest.objects.filter(pk__in=ids).values_list(
+            "pk", "state", "version", "audit_seq", "revision"
+        )
+        # Seeded by create + submit (2 entries, version 2, revision 1); every transition adds
+        # an entry and a version, each request_changes a decision, each resubmit a revision.
         moved = 0
-        for pk, state, version, seq in rows:
+        for pk, state, version, seq, revision in rows:
             moved += seq - 2
             if version != seq:
                 problems.append(f"{side.name} request {pk}: version {version} but chain head #{seq}")
-            expected_open = 1 if state == IN_REVIEW else 0
-            if state not in (IN_REVIEW, CHANGES_REQUESTED) or open_counts[str(pk)] != expected_open:
+            # In review the reviewers hold it; asked for changes, its requester does.
+            if state not in (IN_REVIEW, CHANGES_REQUESTED) or open_counts[str(pk)] != 1:
                 problems.append(f"{side.name} request {pk}: {state}, {open_counts[str(pk)]} open handoffs")
+            asked, resubmitted = (seq - 1) // 2, (seq - 2) // 2
+            if (decisions[pk], revisions[pk], revision) != (asked, 1 + resubmitted, 1 + resubmitted):
+                problems.append(
+                    f"{side.name} request {pk}: {decisions[pk]} decisions, {revisions[pk]} revisions "
+                    f"(at {revision}) after {seq - 2} transitions"
+                )
         if moved != side.done:
             problems.append(
                 f"{side.name}: the workers counted {side.done} transitions, the chains hold {moved}"
             )
         print(
-            f"  {side.name}: {moved} transitions on {len(ids)} requests; versions, heads, states, handoffs agree"
+            f"  {side.name}: {moved} transitions on {len(ids)} requests; versions, heads, states, handoffs, "
+            "decisions and revisions agree"
         )
 
     statuses = Counter(OutboxEvent.objects.values_list("status", flat=True))
@@ -727,6 +816,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="concurrent worker processes per side (8)")
     parser.add_argument("--requests", type=int, default=20, help="distinct requests per worker (20)")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server")
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"database to drop and re-create for the run ({DB_NAME})"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="Redis db for the bench")
     parser.add_argument("--settings", default="config.settings.embedded", help="Django settings module")
     parser.add_argument(
@@ -739,25 +831,30 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     began = time.monotonic()
-    _configure_environment(settings=args.settings, server_url=args.pg_url, redis_url=args.redis_url)
-    _recreate_database(args.pg_url)
+    _configure_environment(
+        settings=args.settings, server_url=args.pg_url, database=args.database, redis_url=args.redis_url
+    )
+    _recreate_database(args.pg_url, args.database)
     _django_setup()
     print(
         f"bench/transitions: {args.workers} worker processes per side, {args.requests} requests each, "
-        f"{args.seconds:g}s measured per side in {args.rounds} rounds; {DB_NAME}, {args.redis_url}"
+        f"{args.seconds:g}s measured per side in {args.rounds} rounds; {args.database}, {args.redis_url}"
     )
     seed = _seed(workers=args.workers, per_worker=args.requests)
 
     print("SQL statements per transition through the service (BEGIN/COMMIT and after-commit push included):")
     for count in _count_queries(seed):
-        print(f"  {count.action:<16} {count.total}")
+        print(
+            f"  {count.action:<16} {count.total:>3} = {count.total - count.after_commit} in its transaction"
+            f" + {count.after_commit} after commit (the push)"
+        )
         if args.show_queries:
             for sql in count.sql:
                 print(f"      {sql}")
 
     sides = _run(
         seed,
-        dsn=f"{args.pg_url.rstrip('/')}/{DB_NAME}",
+        dsn=f"{args.pg_url.rstrip('/')}/{args.database}",
         redis_url=args.redis_url,
         rounds=args.rounds,
         seconds=args.seconds,

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.services import request_act
 from bench.transitions import CHANGE_COMMENT, WorkerPlan, _raw_transition
 from tests.factories import make_request
@@ -21,13 +21,18 @@ from workflows.models import AuditEntry, Handoff, OutboxEvent
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def shape(value: Any) -> Any:
-    """The keys of nested dicts and the lengths of lists, without the values (ids, times)."""
+def masked(value: Any, key: str = "") -> Any:
+    """Audit data as written, but for what differs between two requests by nature: row
+    ids (of handoffs) and moments (submitted_at's before and after)."""
     if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
+        return {k: masked(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [shape(v) for v in value]
-    return type(value).__name__
+        return [masked(v, key) for v in value]
+    if key == "id":
+        return f"<id {type(value).__name__}>"
+    if key == "submitted_at":
+        return f"<moment {type(value).__name__}>"
+    return value
 
 
 def written(request: ApprovalRequest) -> dict[str, Any]:
@@ -47,17 +52,50 @@ def written(request: ApprovalRequest) -> dict[str, Any]:
         or e.payload.get("kwargs", {}).get("request_id") == request.pk
     ]
     return {
-        "row": (row.state, row.version, row.audit_seq),
+        "row": (
+            row.state,
+            row.version,
+            row.audit_seq,
+            row.revision,
+            row.policy_version_id,
+            row.stage_index,
+            row.stage_slots,
+            row.title,
+            row.payload,
+        ),
         "entries": [
-            (e.kind, e.action, e.source, e.target, e.actor_id, e.on_behalf_of_id, e.comment, shape(e.data))
+            (e.kind, e.action, e.source, e.target, e.actor_id, e.on_behalf_of_id, e.comment, masked(e.data))
             for e in entries
         ],
         "handoffs": [
-            (h.stage, h.assignee_id, h.candidate_group_id, h.closed_at is None, h.close_reason)
+            (h.stage, h.slot, h.assignee_id, h.candidate_group_id, h.closed_at is None, h.close_reason)
             for h in Handoff.objects.for_instance(request).order_by("id")
         ],
+        "decisions": [
+            (
+                d.revision,
+                d.stage_index,
+                d.stage_name,
+                d.outcome,
+                d.principal_id,
+                d.actor_id,
+                d.slot,
+                d.comment,
+            )
+            for d in Decision.objects.filter(request=request).order_by("id")
+        ],
+        "revisions": [
+            (r.number, r.title, r.description, r.payload, r.diff, r.created_by_id)
+            for r in RequestRevision.objects.filter(request=request).order_by("number")
+        ],
         "outbox": Counter(
-            (e.kind, "<its watchers>" if e.destination == watchers else e.destination, str(sorted(e.payload)))
+            (
+                e.kind,
+                "<its watchers>" if e.destination == watchers else e.destination,
+                str(sorted(e.payload)),
+                # due when the push lease ends (whole seconds after the row was made)
+                round((e.available_at - e.created_at).total_seconds()),
+            )
             for e in mine
         ),
     }
@@ -86,7 +124,8 @@ def test_the_raw_baseline_writes_the_rows_the_service_writes(
     with connection.cursor() as cursor:
         targets = [_raw_transition(cursor, plan, by_raw.pk) for _ in range(2)]
 
-    # then both wrote the same rows: request, audit entries, handoffs and outbox events
+    # then both wrote the same rows: request, audit entries, handoffs, decisions, revisions
+    # and outbox events
     assert targets == ["changes_requested", "in_review"]
     assert written(by_raw) == written(by_service)
     # and the raw chain verifies like the service's (same hash over the same fields)
