@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 
@@ -33,3 +34,7 @@ class RoleModelBackend(ModelBackend):
             cached = {f"{app_label}.{codename}" for app_label, codename in rows}
             setattr(user_obj, _CACHE, cached)
         return cached
+
+    async def aget_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
+        # The same one query and cache as the sync path (Django's async one reads twice).
+        return await sync_to_async(self.get_all_permissions)(user_obj, obj)

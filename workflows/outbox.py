@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from workflows.models import OutboxEvent
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 RELAY_MESSAGE_TYPE = "relay.event"
+# What kombu raises when the broker cannot be reached (as opposed to one bad task).
+BROKER_UNREACHABLE = (OperationalError, ConnectionError, OSError, TimeoutError)
 
 # An in-memory channel layer exists only inside the process that serves the WebSockets
 # (the embedded ASGI server). Any other process (Celery worker, management command)
@@ -172,8 +175,8 @@ def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
 def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
     """Deliver events in order; each one's failure, or None when it went out.
 
-    Once a task cannot be published, the batch's later tasks are not tried: with the
-    broker down each attempt would block for the connection timeout.
+    Once a task cannot be published because the broker is unreachable, the batch's later
+    tasks are not tried: each attempt would block for the connection timeout.
     """
     outcomes: list[Exception | None] = []
     run: list[OutboxEvent] = []
@@ -194,7 +197,7 @@ def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
             _deliver(event)
         except Exception as exc:  # any failure of a destination keeps the event for later
             outcomes.append(exc)
-            if event.kind == OutboxEvent.Kind.TASK:
+            if event.kind == OutboxEvent.Kind.TASK and isinstance(exc, BROKER_UNREACHABLE):
                 broker_error = exc
         else:
             outcomes.append(None)
@@ -221,8 +224,8 @@ def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
     """Deliver `events` and record each outcome on its row.
 
     Rows are either locked by the caller (the relay) or still under the push lease (the
-    push), so no one else is delivering them; the 'pending' guard keeps a late push from
-    touching a row that a relay has meanwhile delivered after the lease ran out.
+    push), so no one else is delivering them; a late push (its lease ran out) never
+    touches a row that a relay has meanwhile delivered.
     """
     result = RelayResult()
     now = timezone.now()
@@ -243,13 +246,19 @@ def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
             result.retried += 1
             logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
         failed.append(event)
+    # Rows a relay finished meanwhile are left alone. Written as "not finished" rather than
+    # "status = 'pending'", which would let PostgreSQL scan the partial index of every
+    # pending event (a large backlog after an outage) instead of going by primary key.
+    unfinished = OutboxEvent.objects.exclude(
+        status__in=[OutboxEvent.Status.DELIVERED, OutboxEvent.Status.DEAD]
+    )
     if delivered:
         # One plain UPDATE for all of them (bulk_update would build a CASE per row).
-        result.delivered = OutboxEvent.objects.filter(
-            id__in=delivered, status=OutboxEvent.Status.PENDING
-        ).update(status=OutboxEvent.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1)
+        result.delivered = unfinished.filter(id__in=delivered).update(
+            status=OutboxEvent.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1
+        )
     if failed:
-        OutboxEvent.objects.bulk_update(failed, ["status", "attempts", "available_at", "last_error"])
+        unfinished.bulk_update(failed, ["status", "attempts", "available_at", "last_error"])
     return result
 
 

@@ -118,7 +118,7 @@ def _receive_event_for(socket, ref: str, *, timeout: float) -> dict:
 
 
 def test_a_change_reaches_a_websocket_served_by_another_process(
-    services: Services, requester, request_type, approver
+    services: Services, requester, request_type, approver, approver_group
 ):
     # given an ASGI server in another process, on the same database and Redis channel layer
     port = free_port()
@@ -164,6 +164,6 @@ def test_a_change_reaches_a_websocket_served_by_another_process(
     assert event["state"] == "in_review"
     assert event["topic"] == "instance.transitioned"
     submitted = OutboxEvent.objects.get(
-        pk=event["id"], destination=f"inbox.group.{request_type.approver_group_id}"
+        pk=event["id"], destination=f"inbox.group.{approver_group.pk}"
     )
     assert submitted.status == OutboxEvent.Status.DELIVERED

@@ -198,14 +198,6 @@ def test_a_late_push_leaves_alone_the_events_a_relay_delivered_first(
     assert {row[:2] for row in relayed.values()} == {(OutboxEvent.Status.DELIVERED, 1)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "workflows/outbox.py records a push's failures with bulk_update, without the pending "
-        "guard the delivered UPDATE has: a late push that fails puts a row a relay delivered "
-        "back to pending (reported to the lead; remove this mark with the fix)"
-    ),
-)
 def test_a_late_push_that_fails_leaves_alone_the_events_a_relay_delivered_first(
     settings, requester, approver, request_type, memory_broker, django_capture_on_commit_callbacks
 ):
@@ -233,14 +225,6 @@ BACKLOG_SQL = """
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "workflows/outbox.py marks delivered with `status = 'pending'` in the WHERE: PostgreSQL "
-        "may AND the primary key with the partial index of every pending event, so a push slows "
-        "with the backlog (reported to the lead; remove this mark with the fix)"
-    ),
-)
 def test_a_push_finds_its_rows_by_key_alone_whatever_the_backlog(
     requester, approver, request_type, memory_broker, django_capture_on_commit_callbacks
 ):
