@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -141,7 +141,9 @@ def policy_file_read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise PolicyError([f"cannot read it: {yaml_problem(exc)}"]) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise PolicyError([f"cannot read it: {exc}"]) from None
     if not isinstance(loaded, dict):
         raise PolicyError(["a policy file is a mapping with request_type and stages"])
@@ -353,3 +355,137 @@ def policy_move_apply(
         else:
             row.moved = True
     return rows
+
+
+# --- finding things for the admin and the commands -------------------------------------------
+
+POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def version_label(version: PolicyVersion) -> str:
+    """How a version is named in reports: 'expense v3' (the slug, as in the files)."""
+    return f"{version.request_type.slug} v{version.number}"
+
+
+def request_type_find(*, slug: str) -> RequestType:
+    """The request type with `slug`; NotFound naming the types there are."""
+    found = RequestType.objects.filter(slug=slug).first()
+    if found is None:
+        known = ", ".join(RequestType.objects.order_by("slug").values_list("slug", flat=True)) or "none"
+        raise errors.NotFound(f"There is no request type '{slug}' (types: {known}).")
+    return found
+
+
+def policy_version_find(*, request_type: RequestType, number: int | None = None) -> PolicyVersion:
+    """Version `number` of the type, or its current (published) version when no number is given."""
+    if number is None:
+        if request_type.current_policy_id is None:
+            raise errors.NotFound(f"{request_type.slug} has no published policy yet.")
+        return PolicyVersion.objects.select_related("request_type").get(pk=request_type.current_policy_id)
+    found = request_type.policy_versions.select_related("request_type").filter(number=number).first()
+    if found is None:
+        numbers = ", ".join(
+            str(n) for n in request_type.policy_versions.order_by("number").values_list("number", flat=True)
+        )
+        raise errors.NotFound(f"{request_type.slug} has no version {number} (versions: {numbers or 'none'}).")
+    return found
+
+
+def person_find(*, username: str) -> User:
+    found = User.objects.filter(username=username, is_active=True).first()
+    if found is None:
+        raise errors.NotFound(f"There is no active user '{username}'.")
+    return found
+
+
+def policy_mover(*, username: str | None) -> User | SystemActor:
+    """Who moves requests to another version: the system, or a named active superuser
+    (the same rule the transition checks per request, asked once up front)."""
+    if not username:
+        return SYSTEM
+    user = person_find(username=username)
+    if not user.is_superuser:
+        raise errors.Forbidden(
+            f"'{username}' is not a superuser: only superusers move requests between versions."
+        )
+    return user
+
+
+# --- checking versions and files ---------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """The publish-time problems of one version or file; `where` names it in reports."""
+
+    where: str
+    problems: list[str] = field(default_factory=list)
+    slug: str = ""
+
+    def lines(self) -> list[str]:
+        return [f"{self.where}: {problem}" for problem in self.problems]
+
+
+def versions_to_check(*, request_type: RequestType | None = None) -> list[PolicyVersion]:
+    """Each type's current version and every draft, of one type or of all."""
+    types = (
+        RequestType.objects.all() if request_type is None else RequestType.objects.filter(pk=request_type.pk)
+    )
+    wanted = PolicyVersion.objects.filter(
+        Q(pk__in=types.filter(current_policy__isnull=False).values("current_policy"))
+        | Q(request_type__in=types, status=PolicyVersion.Status.DRAFT)
+    )
+    return list(wanted.select_related("request_type").order_by("request_type__slug", "number"))
+
+
+def versions_check(*, request_type: RequestType | None = None) -> list[CheckResult]:
+    return [
+        CheckResult(where=version_label(v), problems=version_problems(v), slug=v.request_type.slug)
+        for v in versions_to_check(request_type=request_type)
+    ]
+
+
+def policy_file_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The policy files `paths` name, directories expanded to their *.yaml, *.yml and *.json
+    (sorted); and one problem line per path that names no policy file."""
+    found: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in POLICY_FILE_SUFFIXES)
+            if not inside:
+                problems.append(f"{path}: no *.yaml, *.yml or *.json files in this directory")
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return found, problems
+
+
+def policy_file_check(*, path: Path) -> CheckResult:
+    """The publish-time problems of a policy file, without loading it: checked against the
+    payload schema in the file or, when the file has none, the existing type's schema."""
+    result = CheckResult(where=str(path))
+    try:
+        type_part, document = split_policy_file(policy_file_read(path))
+    except PolicyError as exc:
+        result.problems = exc.problems
+        return result
+    result.slug = str(type_part["slug"])
+    schema = type_part.get("payload_schema")
+    if schema is None:
+        existing = RequestType.objects.filter(slug=result.slug).first()
+        schema = existing.payload_schema if existing is not None else {}
+    result.problems = document_problems(document=document, schema=schema)
+    return result
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line with where it is (PyYAML's own message spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    return f"not valid YAML: {where}{problem}" + (f" ({context})" if context else "")

@@ -90,9 +90,13 @@ def payload_errors(*, schema: Mapping[str, Any], payload: Any) -> dict[str, list
     for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
         path = list(error.absolute_path)
         if error.validator == "required":
+            # jsonschema reports one error per missing name, each carrying the whole list:
+            # without the check a field would be "required" once per missing field.
             missing = [name for name in error.validator_value if name not in (error.instance or {})]
             for name in missing:
-                found.setdefault(_field_key([*path, name]), []).append("This field is required.")
+                messages = found.setdefault(_field_key([*path, name]), [])
+                if "This field is required." not in messages:
+                    messages.append("This field is required.")
             continue
         if error.validator == "additionalProperties":
             allowed = set((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {})
@@ -106,10 +110,22 @@ def payload_errors(*, schema: Mapping[str, Any], payload: Any) -> dict[str, list
 
 
 def schema_fields(schema: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
-    """The top-level fields of a payload schema in order: (name, sub-schema, required)."""
+    """The top-level fields of a payload schema in order: (name, sub-schema, required).
+
+    PostgreSQL keeps JSON in jsonb, which does not keep the order of an object's keys, so
+    the order of `properties` cannot be relied on. The order is: the names the schema's
+    `x-order` list gives, then the required fields as `required` lists them (a list keeps
+    its order), then the others by name — the same on every database.
+    """
     properties = schema.get("properties") or {}
-    required = set(schema.get("required") or [])
-    return [(name, sub, name in required) for name, sub in properties.items() if isinstance(sub, dict)]
+    required = [n for n in schema.get("required") or [] if isinstance(n, str)]
+    explicit = [n for n in schema.get("x-order") or [] if isinstance(n, str)]
+    order = list(dict.fromkeys([*explicit, *required, *sorted(properties)]))
+    return [
+        (name, properties[name], name in required)
+        for name in order
+        if name in properties and isinstance(properties[name], dict)
+    ]
 
 
 def field_label(schema: Mapping[str, Any], name: str) -> str:
