@@ -8,6 +8,7 @@ of the states are laid out here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
@@ -31,6 +32,8 @@ COLOURS = {
     "skipped_fill": "#f3f4f7",
     "bad": "#b3261e",
 }
+
+ADMINISTRATIVE_ACTIONS = {"move_policy"}
 
 # Where each lifecycle state sits (column, row); states not listed are placed after them.
 LIFECYCLE_LAYOUT = {
@@ -96,6 +99,17 @@ def _svg(width: int, height: int, title: str, body: Iterable[str]) -> SafeString
     )
 
 
+def _drawn(edges: list[Edge]) -> list[Edge]:
+    """The edges a person follows: an administrator's policy move re-routes a request
+    without being a step of its lifecycle, and would clutter every arrow out of review."""
+    drawn = []
+    for edge in edges:
+        labels = [name for name in edge.label.split(", ") if name not in ADMINISTRATIVE_ACTIONS]
+        if labels:
+            drawn.append(Edge(edge.source, edge.target, ", ".join(labels)))
+    return drawn
+
+
 def lifecycle_svg(
     *, model: type, labels: dict[str, str], open_states: Iterable[str], current: str | None = None
 ) -> SafeString:
@@ -104,7 +118,7 @@ def lifecycle_svg(
     Actions possible from every open state (withdraw, cancel) are drawn once, from a
     dashed frame around the open states, instead of once per state.
     """
-    col_gap, row_gap, margin, top = 230, 100, 24, 30
+    col_gap, row_gap, margin, top = 230, 100, 24, 56
     opened = [s for s in open_states if s in labels]
     positions: dict[str, tuple[float, float]] = {}
     extra = 0
@@ -115,7 +129,7 @@ def lifecycle_svg(
         positions[state] = (margin + col * col_gap, top + row * row_gap + (30 if row >= 2 else 0))
     width = int(max(x for x, _ in positions.values()) + BOX_W + margin)
     height = int(max(y for _, y in positions.values()) + BOX_H + margin)
-    edges = lifecycle_edges(model)
+    edges = _drawn(lifecycle_edges(model))
     pairs = {(e.source, e.target) for e in edges}
     from_all_open: dict[str, str] = {}
     for target in labels:
@@ -141,6 +155,7 @@ def lifecycle_svg(
                 'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
             )
             body.append(_side_text(cx + 6, (fy1 + ty) / 2 + 4, label, anchor="start"))
+    placed: list[tuple[float, float]] = []
     for edge in edges:
         if edge.target in from_all_open or edge.source not in positions or edge.target not in positions:
             continue
@@ -150,6 +165,23 @@ def lifecycle_svg(
         two_way = (edge.target, edge.source) in pairs
         offset = (8 if edge.source < edge.target else -8) if two_way else 0
         sx, sy, ex, ey = start[0] + offset, start[1], end[0] + offset, end[1]
+        others = [positions[s] for s in positions if s not in {edge.source, edge.target}]
+        if _crosses_a_box((sx, sy), (ex, ey), others):
+            # A shortcut past another state (e.g. submit straight to approved when every
+            # stage is skipped) bends around it, dashed, instead of running under a box.
+            length = math.hypot(ex - sx, ey - sy)
+            nx, ny = -(ey - sy) / length, (ex - sx) / length
+            if ny > 0:
+                nx, ny = -nx, -ny
+            cx, cy = (sx + ex) / 2 + nx * 70, (sy + ey) / 2 + ny * 70
+            body.append(
+                f'<path d="M{sx:.0f},{sy:.0f} Q{cx:.0f},{cy:.0f} {ex:.0f},{ey:.0f}" fill="none" '
+                f'stroke="{COLOURS["line"]}" stroke-width="1.4" stroke-dasharray="5 4" '
+                'marker-end="url(#baton-arrow)"/>'
+            )
+            lx, ly = 0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey
+            body.append(_text(lx, ly - 5, edge.label, size=10, colour=COLOURS["muted"]))
+            continue
         body.append(
             f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" stroke="{COLOURS["line"]}" '
             'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
@@ -162,7 +194,14 @@ def lifecycle_svg(
                 )
             )
         else:
-            body.append(_text((sx + ex) / 2, (sy + ey) / 2 - 5, edge.label, size=10, colour=COLOURS["muted"]))
+            # A third of the way along, or two thirds when that spot is taken, so the labels
+            # of two crossing lines do not sit on each other.
+            for t in (0.35, 0.65, 0.8, 0.2, 0.5):
+                lx, ly = sx + (ex - sx) * t, sy + (ey - sy) * t
+                if all(abs(lx - px) > 50 or abs(ly - py) > 22 for px, py in placed):
+                    break
+            placed.append((lx, ly))
+            body.append(_text(lx, ly - 5, edge.label, size=10, colour=COLOURS["muted"]))
     for state, label in labels.items():
         x, y = positions[state]
         is_current = state == current
@@ -186,6 +225,18 @@ def _side_text(x: float, y: float, content: str, *, anchor: str) -> str:
         f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" style="{FONT};font-size:10px" '
         f'fill="{COLOURS["muted"]}">{escape(content)}</text>'
     )
+
+
+def _crosses_a_box(
+    start: tuple[float, float], end: tuple[float, float], boxes: list[tuple[float, float]]
+) -> bool:
+    """Whether the segment start-end runs through any of these boxes (by sampling it)."""
+    for step in range(1, 20):
+        t = step / 20
+        px, py = start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t
+        if any(x - 4 <= px <= x + BOX_W + 4 and y - 4 <= py <= y + BOX_H + 4 for x, y in boxes):
+            return True
+    return False
 
 
 def _box_border(centre_of: tuple[float, float], towards: tuple[float, float]) -> tuple[float, float]:
