@@ -12,6 +12,8 @@ from workflows.models import Handoff
 from workflows.permissions import holds_handoff, open_handoffs, user_group_ids
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from accounts.models import User
     from approvals.models import ApprovalRequest, RequestType
 
@@ -24,6 +26,22 @@ def may_submit_type(user: User, request_type: RequestType) -> bool:
         and request_type.is_active
         and (user.has_perm(perm) or user.has_perm(perm, request_type))
     )
+
+
+def submittable_types(user: User) -> QuerySet[RequestType]:
+    """The active types `user` may submit, by name: the rule of `may_submit_type` as one
+    query (guardian's object permissions of the user and their groups, or the global one)."""
+    # Imported here: this module is loaded while the models are (they use its rules).
+    from guardian.shortcuts import get_objects_for_user
+
+    from approvals.models import RequestType
+
+    active = RequestType.objects.filter(is_active=True).select_related("current_policy").order_by("name")
+    if not user.is_active:
+        return active.none()
+    return get_objects_for_user(
+        user, "approvals.submit_requesttype", klass=active, accept_global_perms=True
+    ).order_by("name")
 
 
 def is_requester(request: ApprovalRequest, user: User) -> bool:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from accounts.models import User
 from approvals import policies, selectors, services
 from approvals.forms import RequestActionForm, RequestCreateForm, RequestFilterForm
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, RequestType
 from workflows import errors
 from workflows.services import handoff_claim, handoff_unclaim
 
@@ -52,7 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user = _me(request)
     context = {
         "inbox": selectors.inbox_for_user(user=user, limit=20),
-        "mine": selectors.requests_of_requester(user=user, limit=20),
+        "mine": selectors.request_rows(selectors.requests_of_requester(user=user, limit=20)),
     }
     return render(request, "approvals/home.html", context)
 
@@ -74,7 +74,11 @@ def my_requests(request: HttpRequest) -> HttpResponse:
         user=_me(request), before_id=_page_param(request, "before"), limit=PAGE_SIZE
     )
     next_before = rows[-1].pk if len(rows) == PAGE_SIZE else None
-    return render(request, "approvals/my_requests.html", {"rows": rows, "next_before": next_before})
+    return render(
+        request,
+        "approvals/my_requests.html",
+        {"rows": selectors.request_rows(rows), "next_before": next_before},
+    )
 
 
 @login_required
@@ -97,36 +101,62 @@ def all_requests(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "approvals/all_requests.html",
-        {"form": form, "rows": rows, "next_before": next_before, "state": state or ""},
+        {
+            "form": form,
+            "rows": selectors.request_rows(rows),
+            "next_before": next_before,
+            "state": state or "",
+        },
     )
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_safe
 def request_new(request: HttpRequest) -> HttpResponse:
+    """The types the person may submit, each with its description: pick one to fill in."""
     types = selectors.request_types_for_submitter(user=_me(request))
-    if not types:
-        return render(request, "approvals/request_new.html", {"form": None}, status=403)
-    form = RequestCreateForm(request.POST or None, request_types=types)
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = services.request_create(
-                requester=_me(request),
-                request_type=form.cleaned_data["request_type"],
-                title=form.cleaned_data["title"],
-                description=form.cleaned_data["description"],
-                submit=not form.cleaned_data["save_as_draft"],
-            )
-        except errors.WorkflowError as exc:
-            form.add_service_error(exc)
-            return render(request, "approvals/request_new.html", {"form": form}, status=exc.http_status)
-        messages.success(
-            request,
-            f"{created.reference} {'saved as a draft' if created.state == 'draft' else 'submitted for review'}.",
+    status = 200 if types else 403
+    return render(request, "approvals/request_types.html", {"types": types}, status=status)
+
+
+def _new_context(request_type: RequestType, form: RequestCreateForm) -> dict[str, Any]:
+    return {"request_type": request_type, "form": form}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new_of_type(request: HttpRequest, slug: str) -> HttpResponse:
+    """The form of one type, built from its payload schema; posting it creates the request."""
+    request_type = selectors.request_type_for_submitter(slug=slug)
+    if request_type is None:
+        raise Http404("No such request type.")
+    if not policies.may_submit_type(_me(request), request_type):
+        raise PermissionDenied(
+            f"You may not submit {request_type} requests. Ask an administrator for access."
         )
-        return redirect("approvals:request_detail", pk=created.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "approvals/request_new.html", {"form": form}, status=status)
+    form = RequestCreateForm(request.POST or None, payload_schema=request_type.payload_schema or {})
+    template = "approvals/request_new.html"
+    if request.method != "POST":
+        return render(request, template, _new_context(request_type, form))
+    if not form.is_valid():
+        return render(request, template, _new_context(request_type, form), status=400)
+    try:
+        created = services.request_create(
+            requester=_me(request),
+            request_type=request_type,
+            title=form.cleaned_data["title"],
+            description=form.cleaned_data["description"],
+            payload=form.cleaned_payload,
+            submit=not form.cleaned_data["save_as_draft"],
+        )
+    except errors.WorkflowError as exc:
+        form.add_service_error(exc)
+        return render(request, template, _new_context(request_type, form), status=exc.http_status)
+    messages.success(
+        request,
+        f"{created.reference} {'saved as a draft' if created.state == 'draft' else 'submitted for review'}.",
+    )
+    return redirect("approvals:request_detail", pk=created.pk)
 
 
 def _detail_context(
@@ -138,11 +168,20 @@ def _detail_context(
     page = selectors.request_page(request_id=pk, user=_me(request))
     if page is None:
         raise Http404("No such request.")
+    req = page.request
+    if form is None:
+        # The resubmit form carries the payload inputs, prefilled with what was sent last.
+        resubmit = "resubmit" in page.actions
+        form = RequestActionForm(
+            initial={"version": req.version},
+            payload_schema=(req.request_type.payload_schema or {}) if resubmit else None,
+            payload=req.payload,
+        )
     return {
         "page": page,
-        "req": page.request,
+        "req": req,
         "actions": [(name, ACTION_LABELS[name]) for name in page.actions],
-        "form": form or RequestActionForm(initial={"version": page.request.version}),
+        "form": form,
         "idempotency_key": uuid.uuid4().hex,
         "problem": problem,
     }
@@ -171,9 +210,16 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     # Visibility first: someone who may not see the request learns nothing about it.
-    if selectors.request_visible(request_id=pk, user=_me(request)) is None:
+    visible = selectors.request_visible(request_id=pk, user=_me(request))
+    if visible is None:
         raise Http404("No such request.")
-    form = RequestActionForm(request.POST)
+    # Only a resubmission reads payload inputs; any other action leaves the payload alone.
+    resubmit = request.POST.get("action") == "resubmit"
+    form = RequestActionForm(
+        request.POST,
+        payload_schema=(visible.request_type.payload_schema or {}) if resubmit else None,
+        payload=visible.payload,
+    )
     if not form.is_valid():
         return render(
             request, "approvals/request_detail.html", _detail_context(request, pk, form), status=400
@@ -184,6 +230,8 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
         for name in ("title", "description"):
             if name in request.POST:
                 data[name] = form.cleaned_data[name]
+        if form.carries_payload:
+            data["payload"] = form.cleaned_payload
     try:
         result = services.request_act(
             request_id=pk,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from approvals.services import request_act
 from tests.approvals.conftest import World, client_for
-from tests.factories import UserFactory, make_request
+from tests.factories import RequestTypeFactory, UserFactory, make_request
 from workflows.models import Handoff
 
 PAGE = 50
@@ -168,3 +170,56 @@ def test_my_requests_lists_only_my_own(world: World) -> None:
     # then only their own request is listed
     assert _shown(response) == [mine.pk]
     assert theirs.title not in response.content.decode()
+
+
+def _row(html: str, req: ApprovalRequest) -> str:
+    marker = f'<tr data-request="{req.pk}"'
+    assert marker in html, f"{req.reference} is not listed"
+    return html.split(marker, 1)[1].split("</tr>", 1)[0]
+
+
+def _cell(row: str, testid: str) -> str:
+    return row.split(f'data-testid="{testid}">', 1)[1].split("</td>", 1)[0].strip()
+
+
+@pytest.mark.django_db
+def test_lists_show_each_requests_stage_and_due_date_and_flag_the_overdue(world: World) -> None:
+    # given a type whose 'check' stage has a two-day SLA, and three of its requests: one on
+    # time, one whose SLA has passed, and one sent back to its requester for changes
+    timed = RequestTypeFactory.create(
+        slug="timed",
+        name="Timed",
+        policy={"stages": [{"name": "check", "approvers": {"groups": ["reviewers"]}, "sla": "2d"}]},
+    )
+    rita = world.user("requester")
+    on_time = make_request(requester=rita, request_type=timed, title="On time")
+    late = make_request(requester=rita, request_type=timed, title="Late")
+    Handoff.objects.for_instance(late).open().update(due_at=timezone.now() - timedelta(hours=3))
+    sent_back = make_request(requester=rita, request_type=timed, title="Sent back")
+    request_act(
+        request_id=sent_back.pk, action="request_changes", actor=world.user("approver"), comment="Fix"
+    )
+    due = Handoff.objects.for_instance(on_time).open().get().due_at
+    assert due is not None
+    pages = {
+        "inbox of the approver": world.client("approver").get(reverse("approvals:inbox")),
+        "my requests": world.client("requester").get(reverse("approvals:my_requests")),
+        "all requests": world.client("manager").get(reverse("approvals:all_requests")),
+    }
+    for name, response in pages.items():
+        html = response.content.decode()
+        # then each list shows the stage a request waits in, and its due date
+        on_time_row, late_row = _row(html, on_time), _row(html, late)
+        assert _cell(on_time_row, "stage") == "check", name
+        assert f'datetime="{due.isoformat()}"' in _cell(on_time_row, "due"), name
+        assert "overdue" not in on_time_row, name
+        # and the overdue one is flagged
+        assert _cell(late_row, "stage") == "check", name
+        assert 'class="due overdue" data-overdue="true"' in _cell(late_row, "due"), name
+        assert '<span class="overdue-flag">overdue</span>' in _cell(late_row, "due"), name
+    # and the request sent back waits in "changes requested", in the lists and her inbox
+    for html in (pages["my requests"].content.decode(), pages["all requests"].content.decode()):
+        assert _cell(_row(html, sent_back), "stage") == "changes requested"
+    inbox = world.client("requester").get(reverse("approvals:inbox")).content.decode()
+    assert _cell(_row(inbox, sent_back), "stage") == "changes requested"
+    assert f'data-request="{sent_back.pk}"' not in pages["inbox of the approver"].content.decode()

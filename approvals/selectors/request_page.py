@@ -1,0 +1,288 @@
+"""The request page: the request with its payload, route, decisions, revisions, holders,
+history, and the actions the viewer may take."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.utils.safestring import SafeString
+from django_fsm import can_proceed, has_transition_perm
+
+from approvals import policies
+from approvals.diagrams import lifecycle_svg
+from approvals.models import OPEN_STATES, ApprovalRequest, Decision, RequestRevision, State
+from approvals.schemas import field_label, schema_fields
+from approvals.selectors.route import RouteView, route_view
+from approvals.services import ACTIONS
+from workflows.models import AuditEntry, Handoff
+from workflows.permissions import may_claim, may_reassign
+from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+STATE_LABELS: dict[str, str] = {str(value): str(label) for value, label in State.choices}
+HISTORY_LABELS = {
+    "create": "created",
+    "submit": "submitted",
+    "resubmit": "resubmitted",
+    "approve": "approved",
+    "reject": "rejected",
+    "request_changes": "asked for changes",
+    "withdraw": "withdrew",
+    "cancel": "cancelled",
+    "claim": "claimed",
+    "unclaim": "released",
+    "reassign": "reassigned",
+    "move_policy": "moved to another policy version",
+}
+
+
+def value_text(value: Any) -> str:
+    """A payload value as a person reads it."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def diff_label(schema: Mapping[str, Any], name: str) -> str:
+    """The label of a revision diff's field: 'title', 'description' or 'payload.<field>'."""
+    if name.startswith("payload."):
+        top, _, rest = name[len("payload.") :].partition(".")
+        label = field_label(schema, top)
+        return f"{label}: {rest}" if rest else label
+    return name.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One audit entry as the request page shows it: who, when, for whom, from → to, why."""
+
+    entry: AuditEntry
+    verb: str
+    source_label: str
+    target_label: str
+    # What the entry says about the route: the stage decided in, stages skipped and why.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def moved(self) -> bool:
+        return self.entry.source != self.entry.target
+
+
+def _history_notes(data: Mapping[str, Any]) -> tuple[str, ...]:
+    notes: list[str] = []
+    decision = data.get("decision")
+    if isinstance(decision, Mapping) and decision.get("stage"):
+        notes.append(f"in stage {decision['stage']}")
+    revision = data.get("revision")
+    if isinstance(revision, Mapping) and revision.get("number"):
+        changed = len(revision.get("diff") or [])
+        notes.append(f"revision {revision['number']} ({changed} change{'' if changed == 1 else 's'})")
+    policy = data.get("policy")
+    if isinstance(policy, Mapping):
+        notes.append("moved to another version of the policy")
+    route = data.get("route")
+    if isinstance(route, Mapping):
+        for met in route.get("met") or []:
+            notes.append(f"stage {met} already met")
+        for skipped in route.get("skipped") or []:
+            if isinstance(skipped, Mapping):
+                notes.append(f"stage {skipped.get('stage')} skipped: {skipped.get('reason')}")
+        if route.get("to"):
+            notes.append(f"now in stage {route['to']}")
+        if route.get("note"):
+            notes.append(str(route["note"]))
+    return tuple(notes)
+
+
+def history_item(entry: AuditEntry) -> HistoryItem:
+    return HistoryItem(
+        entry=entry,
+        verb=HISTORY_LABELS.get(entry.action, entry.action.replace("_", " ")),
+        source_label=STATE_LABELS.get(entry.source, entry.source) if entry.source else "",
+        target_label=STATE_LABELS.get(entry.target, entry.target),
+        notes=_history_notes(entry.data if isinstance(entry.data, Mapping) else {}),
+    )
+
+
+@dataclass(frozen=True)
+class PayloadItem:
+    name: str
+    label: str
+    value: str
+
+
+def payload_items(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> list[PayloadItem]:
+    """The payload's fields in the schema's order (fields it does not name after them)."""
+    names = [name for name, _, _ in schema_fields(schema)]
+    names += sorted(k for k in payload if k not in names)
+    return [
+        PayloadItem(name=name, label=field_label(schema, name), value=value_text(payload.get(name)))
+        for name in names
+        if name in payload
+    ]
+
+
+@dataclass(frozen=True)
+class DiffItem:
+    field: str
+    label: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class RevisionView:
+    """One revision of the request: what it said, what changed, and what was decided on it."""
+
+    revision: RequestRevision | None
+    number: int
+    changes: list[DiffItem]
+    decisions: list[Decision]
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    request: ApprovalRequest
+    handoffs: list[Handoff]
+    history: list[HistoryItem]
+    actions: list[str]
+    # Handoffs the viewer may claim / give back to their group from this page.
+    claimable: frozenset[int] = frozenset()
+    releasable: frozenset[int] = frozenset()
+    payload: list[PayloadItem] = field(default_factory=list)
+    revisions: list[RevisionView] = field(default_factory=list)
+    route: RouteView | None = None
+    lifecycle: SafeString | None = None
+
+    @property
+    def holders(self) -> list[Handoff]:
+        """The open handoffs: who holds the request now."""
+        return [h for h in self.handoffs if h.is_open]
+
+    @property
+    def has_decisions(self) -> bool:
+        return any(r.decisions for r in self.revisions)
+
+
+def request_visible(*, request_id: int, user: User) -> ApprovalRequest | None:
+    """The request if `user` may see it, else None (pages answer 404 either way, so that
+    a request's existence is not revealed to people who may not see it)."""
+    request = (
+        ApprovalRequest.objects.select_related(
+            "requester", "request_type", "request_type__current_policy", "policy_version"
+        )
+        .filter(pk=request_id)
+        .first()
+    )
+    if request is None or not policies.may_view(request, user):
+        return None
+    return request
+
+
+def request_page(*, request_id: int, user: User) -> RequestPage | None:
+    """A request with its handoffs, history, payload, route, decisions and revisions, and
+    the actions `user` may take now; None when it does not exist or `user` may not see
+    it (the page answers 404 either way)."""
+    request = request_visible(request_id=request_id, user=user)
+    if request is None:
+        return None
+    handoffs = handoffs_for_instance(request)
+    entries = audit_entries_for_instance(request)
+    decisions = list(
+        Decision.objects.filter(request=request)
+        .select_related("principal", "actor")
+        .order_by("revision", "id")
+    )
+    revisions = list(
+        RequestRevision.objects.filter(request=request).select_related("created_by").order_by("number")
+    )
+    schema = request.request_type.payload_schema or {}
+    return RequestPage(
+        request=request,
+        handoffs=handoffs,
+        history=[history_item(e) for e in entries],
+        actions=actions_available(request=request, user=user),
+        claimable=frozenset(h.pk for h in handoffs if may_claim(user=user, handoff=h)),
+        releasable=frozenset(
+            h.pk
+            for h in handoffs
+            if h.is_open
+            and h.candidate_group_id is not None
+            and h.assignee_id is not None
+            and may_reassign(user=user, handoff=h)
+        ),
+        payload=payload_items(schema, request.payload or {}),
+        revisions=revision_views(schema=schema, revisions=revisions, decisions=decisions),
+        route=route_view(request=request, entries=entries, decisions=decisions, handoffs=handoffs),
+        lifecycle=lifecycle_svg(
+            model=ApprovalRequest,
+            labels=dict(STATE_LABELS),
+            open_states=[str(s) for s in OPEN_STATES],
+            current=request.state,
+        ),
+    )
+
+
+def revision_views(
+    *, schema: Mapping[str, Any], revisions: list[RequestRevision], decisions: list[Decision]
+) -> list[RevisionView]:
+    """Revisions in order, each with its diff (labelled) and the decisions taken on it."""
+    by_revision: dict[int, list[Decision]] = {}
+    for decision in decisions:
+        by_revision.setdefault(decision.revision, []).append(decision)
+    views = []
+    for revision in revisions:
+        changes = [
+            DiffItem(
+                field=str(change.get("field", "")),
+                label=diff_label(schema, str(change.get("field", ""))),
+                before=value_text(change.get("before")),
+                after=value_text(change.get("after")),
+            )
+            for change in revision.diff or []
+            if isinstance(change, Mapping)
+        ]
+        views.append(
+            RevisionView(
+                revision=revision,
+                number=revision.number,
+                changes=changes,
+                decisions=by_revision.pop(revision.number, []),
+            )
+        )
+    # Decisions of a revision without a row (none today; kept visible rather than lost).
+    for number, rest in sorted(by_revision.items()):
+        views.append(RevisionView(revision=None, number=number, changes=[], decisions=rest))
+    views.sort(key=lambda v: v.number)
+    return views
+
+
+def handoff_request(*, handoff_id: int) -> tuple[Handoff, ApprovalRequest] | None:
+    """A handoff of an approval request with its request, or None (two queries)."""
+    handoff = Handoff.objects.select_related("content_type").filter(pk=handoff_id).first()
+    if handoff is None or handoff.content_type.model_class() is not ApprovalRequest:
+        return None
+    request = ApprovalRequest.objects.filter(pk=handoff.object_id).first()
+    return None if request is None else (handoff, request)
+
+
+def actions_available(*, request: ApprovalRequest, user: User) -> list[str]:
+    """The lifecycle actions `user` could take on `request` now (state and permission)."""
+    found = []
+    for name in ACTIONS:
+        method = getattr(request, name)
+        if can_proceed(method) and has_transition_perm(method, user):
+            found.append(name)
+    return found
