@@ -9,6 +9,7 @@ of the states are laid out here.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
@@ -82,20 +83,22 @@ def _text(
     )
 
 
-def _arrow_defs() -> str:
+def _arrow_defs(marker_id: str) -> str:
     return (
-        '<defs><marker id="baton-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'<defs><marker id="{marker_id}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{COLOURS["line"]}"/>'
         "</marker></defs>"
     )
 
 
 def _svg(width: int, height: int, title: str, body: Iterable[str]) -> SafeString:
-    content = "".join(body)
+    # Each drawing has its own arrow marker: ids must be unique on a page showing several.
+    marker_id = f"baton-arrow-{uuid.uuid4().hex[:10]}"
+    content = "".join(body).replace("__ARROW__", marker_id)
     return mark_safe(  # noqa: S308  (every text inside was escaped above)
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" class="diagram">'
-        f"<title>{escape(title)}</title>{_arrow_defs()}{content}</svg>"
+        f"<title>{escape(title)}</title>{_arrow_defs(marker_id)}{content}</svg>"
     )
 
 
@@ -152,7 +155,7 @@ def lifecycle_svg(
             cx = tx + BOX_W / 2
             body.append(
                 f'<line x1="{cx:.0f}" y1="{fy1}" x2="{cx:.0f}" y2="{ty}" stroke="{COLOURS["line"]}" '
-                'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
+                'stroke-width="1.4" marker-end="url(#__ARROW__)"/>'
             )
             body.append(_side_text(cx + 6, (fy1 + ty) / 2 + 4, label, anchor="start"))
     placed: list[tuple[float, float]] = []
@@ -177,14 +180,14 @@ def lifecycle_svg(
             body.append(
                 f'<path d="M{sx:.0f},{sy:.0f} Q{cx:.0f},{cy:.0f} {ex:.0f},{ey:.0f}" fill="none" '
                 f'stroke="{COLOURS["line"]}" stroke-width="1.4" stroke-dasharray="5 4" '
-                'marker-end="url(#baton-arrow)"/>'
+                'marker-end="url(#__ARROW__)"/>'
             )
             lx, ly = 0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey
             body.append(_text(lx, ly - 5, edge.label, size=10, colour=COLOURS["muted"]))
             continue
         body.append(
             f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" stroke="{COLOURS["line"]}" '
-            'stroke-width="1.4" marker-end="url(#baton-arrow)"/>'
+            'stroke-width="1.4" marker-end="url(#__ARROW__)"/>'
         )
         if two_way:
             anchor = "start" if offset > 0 else "end"
@@ -297,7 +300,7 @@ def policy_svg(
         mark = marks.get(index, StageMark(status=""))
         body.append(
             f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
-            'marker-end="url(#baton-arrow)"/>'
+            'marker-end="url(#__ARROW__)"/>'
         )
         if stage.condition is not None:
             condition = "if " + stage.condition.describe()
@@ -337,7 +340,7 @@ def policy_svg(
         x += stage_w
     body.append(
         f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
-        'marker-end="url(#baton-arrow)"/>'
+        'marker-end="url(#__ARROW__)"/>'
     )
     x += gap
     body.append(
