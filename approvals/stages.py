@@ -14,6 +14,7 @@ members, because a quorum counts people. The requester is never among them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 DECIDE_PERMISSION = ("approvals", "decide_approvalrequest")
 CHANGES_STAGE = "changes"
+# The slots of a stage handed to its escalation target start with this: the stand-in
+# decides the stage alone (see stand_in_rule), whatever its rule asked of the approvers.
+STAND_IN = "stand-in:"
 
 
 @dataclass(frozen=True)
@@ -149,12 +153,15 @@ def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
     groups = list(Group.objects.filter(name__in=stage.approvers.groups)) if stage.approvers.groups else []
     groups.sort(key=lambda g: stage.approvers.groups.index(g.name))
     members_by_group: dict[int, list[User]] = {g.pk: [] for g in groups}
-    if groups:
-        for member in (
-            User.objects.filter(groups__in=groups, is_active=True).exclude(pk=requester.pk).distinct()
-        ):
-            for group_id in set(member.groups.values_list("pk", flat=True)) & set(members_by_group):
-                members_by_group[group_id].append(member)
+    if groups and stage.rule == "quorum":
+        # Only a quorum counts people: other rules give each group one place, whoever is in it.
+        memberships = (
+            User.groups.through.objects.filter(group_id__in=members_by_group, user__is_active=True)
+            .exclude(user_id=requester.pk)
+            .select_related("user")
+        )
+        for membership in memberships:
+            members_by_group[membership.group_id].append(membership.user)
     everyone = {p.pk for p in people} | {m.pk for ms in members_by_group.values() for m in ms}
     deciders = users_who_may_decide(everyone)
 
@@ -184,14 +191,24 @@ def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
 
 
 def escalation_slots(stage: Stage, *, requester: User) -> list[Slot]:
+    """The stand-in for a stage nobody (or too few) could approve: its escalation target."""
     target = stage.escalate_to
     if target is None:
         return []
     if target.user:
         user = User.objects.filter(username=target.user, is_active=True).exclude(pk=requester.pk).first()
-        return [Slot(key=f"user:{user.pk}", user=user)] if user is not None else []
+        return [Slot(key=f"{STAND_IN}user:{user.pk}", user=user)] if user is not None else []
     group = Group.objects.filter(name=target.group).first()
-    return [Slot(key=f"group:{group.pk}", group=group)] if group is not None else []
+    return [Slot(key=f"{STAND_IN}group:{group.pk}", group=group)] if group is not None else []
+
+
+def stand_in_rule(stage: Stage, slot_keys: Iterable[str]) -> Stage:
+    """The rule a stage is decided by: its own, or 'any one' when its escalation target
+    stands in. A stand-in is one person or one group: a quorum of 3 handed to them
+    could otherwise never be met, and their approval would count as a failure."""
+    if any(key.startswith(STAND_IN) for key in slot_keys):
+        return dataclasses.replace(stage, rule="any", quorum=None)
+    return stage
 
 
 def _handoff_specs(stage: Stage, slots: list[Slot]) -> list[HandoffSpec]:
@@ -219,10 +236,15 @@ def _decisions(request: ApprovalRequest, *, policy: Policy, revision: int) -> di
 
 
 def deciders_this_revision(request: ApprovalRequest, *, stage_name: str | None = None) -> set[int]:
-    """Everyone who took part in a decision of the current revision (as actor or principal)."""
+    """Everyone who took part in a decision that counts in the current revision (as actor
+    or principal): its own decisions and, where the policy carries approvals over, those."""
     from approvals.models import Decision
 
-    query = Decision.objects.filter(request=request, revision=request.revision)
+    counts = Q(revision=request.revision)
+    policy = request.policy
+    if policy is not None and policy.carry_over_approvals:
+        counts |= Q(revision__lt=request.revision, outcome="approve")
+    query = Decision.objects.filter(counts, request=request)
     if stage_name is not None:
         query = query.filter(stage_name=stage_name)
     found: set[int] = set()
@@ -304,7 +326,7 @@ def route_enter(
                 slots=[s.key for s in slots],
                 undecided=_undecided(slots, decided=decided, requester_id=requester.pk),
             )
-            outcome = stage_outcome(stage, tally)
+            outcome = stage_outcome(stand_in_rule(stage, [s.key for s in slots]), tally)
             if outcome == "met":
                 entry.met.append(stage.name)
                 continue
@@ -413,6 +435,16 @@ def plan_submit(
 ) -> RoutePlan:
     """Submission (or resubmission as `revision`): route from the first stage with `payload`."""
     entry = route_enter(request=request, policy=policy, payload=payload, revision=revision)
+    if entry.failed:
+        # Only approvals carried over count at (re)submission; a stage they leave out of
+        # reach (its people already spoke for someone else) is no verdict on the request.
+        assert entry.index is not None
+        name = policy.stages[entry.index].name
+        message = (
+            f"Stage '{name}' of the {request.request_type} policy can no longer be met by the people "
+            "left to decide it. Ask an administrator."
+        )
+        raise errors.TransitionNotAllowed(message)
     plan = _entry_plan(entry=entry, policy=policy, version_id=version_id, **_targets(states))
     plan.close = list(open_handoffs)
     return plan
@@ -493,7 +525,15 @@ def plan_decision(
             requester_id=request.requester_id,
         ),
     )
-    result = stage_outcome(stage, tally)
+    result = stage_outcome(stand_in_rule(stage, request.stage_slots), tally)
+    if outcome == "approve" and result == "failed":
+        # Too few people left to reach the quorum (e.g. a delegate who speaks for someone
+        # cannot also speak for themselves): an approval must never reject the request.
+        raise errors.TransitionNotAllowed(
+            f"Stage '{stage.name}' could not be met after this approval: it needs {stage.needed} "
+            f"approvals and only {tally.approvals + tally.undecided} people could give them. "
+            "Decide for yourself, or ask an administrator."
+        )
     audit["decision"]["stage_outcome"] = result
     if result == "met":
         entry = route_enter(

@@ -56,6 +56,23 @@ def document_checksum(document: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class PolicyVersionQuerySet(models.QuerySet["PolicyVersion"]):
+    """Bulk writes keep the promise of save() and delete(): published versions never change."""
+
+    def _refuse_published(self, what: str) -> None:
+        published = self.filter(status=PolicyVersion.Status.PUBLISHED).first()
+        if published is not None:
+            raise PublishedPolicyError(f"{published} is published: it cannot be {what}.")
+
+    def update(self, **kwargs: Any) -> int:
+        self._refuse_published("changed")
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        self._refuse_published("deleted")
+        return super().delete()
+
+
 class PolicyVersion(models.Model):
     """One version of a request type's approval policy: a document of ordered stages.
 
@@ -83,6 +100,8 @@ class PolicyVersion(models.Model):
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+
+    objects = PolicyVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["request_type", "-number"]
@@ -119,16 +138,22 @@ class PolicyVersion(models.Model):
     def policy(self) -> Policy:
         """The parsed document (raises PolicyError when a draft cannot be read)."""
         if self.is_published and self.pk is not None:
-            return published_policy(self.pk, self.document)
+            return published_policy(self.pk, self.document, checksum=self.checksum)
         return policy_parse(self.document)
 
 
-_PUBLISHED: dict[int, Policy] = {}
+_PUBLISHED: dict[tuple[int, str], Policy] = {}
 
 
-def published_policy(version_id: int, document: Any) -> Policy:
-    """The parsed policy of a published version, parsed once per process (it never changes)."""
-    policy = _PUBLISHED.get(version_id)
+def published_policy(version_id: int, document: Any, *, checksum: str = "") -> Policy:
+    """The parsed policy of a published version, parsed once per process (it never changes).
+
+    Keyed by id and checksum: an id alone can come back for another document when the
+    transaction that made a version rolls back (SQLite reuses the id), and the cache must
+    never answer with another version's policy.
+    """
+    key = (version_id, checksum or document_checksum(document))
+    policy = _PUBLISHED.get(key)
     if policy is None:
-        policy = _PUBLISHED[version_id] = policy_parse(document)
+        policy = _PUBLISHED[key] = policy_parse(document)
     return policy

@@ -64,11 +64,15 @@ def policy_problems(policy: Policy, *, schema: Mapping[str, Any], directory: Dir
             if stage.quorum > most:
                 fail(f"quorum {stage.quorum} is larger than its {most} possible approver(s)")
         if stage.condition is not None:
-            for leaf in condition_leaves(stage.condition):
-                problem = leaf_type_problem(leaf, schema)
-                if problem:
-                    fail(problem)
-            if not condition_satisfiable(stage.condition, schema):
+            type_problems = [
+                problem
+                for problem in (leaf_type_problem(leaf, schema) for leaf in condition_leaves(stage.condition))
+                if problem
+            ]
+            for problem in type_problems:
+                fail(problem)
+            # A condition of the wrong type is one problem, not also an unreachable stage.
+            if not type_problems and not condition_satisfiable(stage.condition, schema):
                 fail(f"unreachable: its condition can never be true ({stage.condition.describe()})")
         if stage.escalate_to is not None:
             target = stage.escalate_to

@@ -67,7 +67,8 @@ def _leaf_holds(leaf: Leaf, payload: Mapping[str, Any]) -> bool:
         if isinstance(actual, str) and isinstance(expected, str):
             return expected.casefold() in actual.casefold()
         if isinstance(actual, list):
-            return expected in actual
+            # JSON equality, as for eq: a list of true does not contain 1.
+            return any(_json_type(item) == _json_type(expected) and item == expected for item in actual)
         return False
     raise ValueError(f"unknown operator {leaf.op!r}")
 
@@ -209,6 +210,12 @@ def _term_satisfiable(term: tuple[Leaf, ...], schema: Mapping[str, Any]) -> bool
             low = minimum
         if is_number(maximum):
             high = maximum
+        # The exclusive bounds (e.g. an amount above 0) leave the bound itself out.
+        exclusive_min, exclusive_max = sub.get("exclusiveMinimum"), sub.get("exclusiveMaximum")
+        if is_number(exclusive_min) and exclusive_min >= low:
+            low, low_open = exclusive_min, True
+        if is_number(exclusive_max) and exclusive_max <= high:
+            high, high_open = exclusive_max, True
         allowed: set[Any] | None = {_key(v) for v in enum} if enum is not None else None
         excluded: set[Any] = set()
         must_exist: bool | None = None
@@ -233,7 +240,8 @@ def _term_satisfiable(term: tuple[Leaf, ...], schema: Mapping[str, Any]) -> bool
             elif leaf.op in {"eq", "in"}:
                 values = {_key(v) for v in (leaf.value if leaf.op == "in" else (leaf.value,))}
                 allowed = values if allowed is None else allowed & values
-        if must_exist is False:
+        if must_exist is False or (must_exist is None and _may_be_missing(schema, name)):
+            # Only 'not equal' / 'not in' here: a payload without the field meets them.
             continue
         if low > high or (low == high and (low_open or high_open)):
             return False
@@ -249,6 +257,18 @@ def _term_satisfiable(term: tuple[Leaf, ...], schema: Mapping[str, Any]) -> bool
             if not in_range and not (others and low == -math.inf and high == math.inf):
                 return False
     return True
+
+
+def _may_be_missing(schema: Mapping[str, Any], path: str) -> bool:
+    """Whether a payload valid for `schema` may leave the field at `path` out."""
+    current: Any = schema
+    for part in path.split("."):
+        required = current.get("required") if isinstance(current, Mapping) else None
+        if not isinstance(required, list) or part not in required:
+            return True
+        props = current.get("properties")
+        current = props.get(part) if isinstance(props, Mapping) else None
+    return False
 
 
 def _key(value: Any) -> tuple[str, Any]:

@@ -28,6 +28,17 @@ from approvals.routing.model import (
     value_text,
 )
 
+SCALARS = (str, int, float, bool)
+
+
+def _keys_text(keys: set[Any]) -> str:
+    """Unknown keys, named in order; YAML can make keys of numbers and true/false too."""
+    return ", ".join(sorted(str(k) for k in keys))
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, SCALARS)
+
 
 class _Reader:
     """Turns a loaded document into a Policy, collecting every structural problem."""
@@ -74,9 +85,9 @@ class _Reader:
                 return None
             children = tuple(p for p in parsed if p is not None)
             return AllOf(children) if kind == "all" else AnyOf(children)
-        unknown = sorted(set(raw) - {"field", "op", "value"})
+        unknown = set(raw) - {"field", "op", "value"}
         if unknown:
-            self.fail(where, f"unknown key(s) {', '.join(unknown)} (a condition has field, op, value)")
+            self.fail(where, f"unknown key(s) {_keys_text(unknown)} (a condition has field, op, value)")
             return None
         name, op = raw.get("field"), raw.get("op")
         if not isinstance(name, str) or not re.match(
@@ -100,7 +111,16 @@ class _Reader:
         if op == "exists" and not isinstance(value, bool):
             self.fail(where, "'exists' takes true or false")
             return None
-        if isinstance(value, dict):
+        if op in {"in", "not_in"}:
+            if not all(_is_scalar(v) for v in value):
+                self.fail(where, f"the values of '{op}' must be numbers, text or true/false")
+                return None
+        elif isinstance(value, list):
+            # A list compared with eq / contains would never match anything.
+            self.fail(where, f"only 'in' and 'not_in' take a list as their value, not '{op}'")
+            return None
+        elif not _is_scalar(value):
+            # null included: a missing field is tested with {op: exists, value: false}.
             self.fail(where, "a condition's value must be a number, text, true/false or a list of them")
             return None
         return Leaf(field=name, op=op, value=tuple(value) if isinstance(value, list) else value)
@@ -116,17 +136,17 @@ class _Reader:
             return None
         where = f"stage {index} '{name}'"
         problems_before = len(self.problems)
-        unknown = sorted(set(raw) - STAGE_KEYS)
+        unknown = set(raw) - STAGE_KEYS
         if unknown:
-            self.fail(where, f"unknown key(s) {', '.join(unknown)}")
+            self.fail(where, f"unknown key(s) {_keys_text(unknown)}")
         approvers_raw = raw.get("approvers")
         approvers = Approvers()
         if not isinstance(approvers_raw, dict):
             self.fail(where, "'approvers' must name users, groups, requester_manager or team_manager")
         else:
-            bad = sorted(set(approvers_raw) - APPROVER_KEYS)
+            bad = set(approvers_raw) - APPROVER_KEYS
             if bad:
-                self.fail(where, f"unknown approver key(s) {', '.join(bad)}")
+                self.fail(where, f"unknown approver key(s) {_keys_text(bad)}")
             approvers = Approvers(
                 users=self.names(f"{where}: approvers.users", approvers_raw.get("users")),
                 groups=self.names(f"{where}: approvers.groups", approvers_raw.get("groups")),
@@ -171,6 +191,7 @@ class _Reader:
                 or len(target) != 1
                 or next(iter(target)) not in {"user", "group"}
                 or not isinstance(next(iter(target.values())), str)
+                or not next(iter(target.values())).strip()
             ):
                 self.fail(where, "'escalate_to' must be {user: name} or {group: name}")
             else:
@@ -197,16 +218,16 @@ class _Reader:
         if not isinstance(document, dict):
             self.fail("", "a policy is a mapping with a list of 'stages'")
             return None
-        unknown = sorted(set(document) - TOP_KEYS)
+        unknown = set(document) - TOP_KEYS
         if unknown:
-            self.fail("", f"unknown top-level key(s) {', '.join(unknown)}")
+            self.fail("", f"unknown top-level key(s) {_keys_text(unknown)}")
         options = document.get("options") or {}
         if not isinstance(options, dict):
             self.fail("options", "must be a mapping")
             options = {}
-        bad = sorted(set(options) - OPTION_KEYS)
+        bad = set(options) - OPTION_KEYS
         if bad:
-            self.fail("options", f"unknown option(s) {', '.join(bad)}")
+            self.fail("options", f"unknown option(s) {_keys_text(bad)}")
         once = self.flag("options.one_decision_per_person", options.get("one_decision_per_person"), True)
         carry = self.flag("options.carry_over_approvals", options.get("carry_over_approvals"), False)
         raw_stages = document.get("stages")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from django.utils.dateparse import parse_duration
+from django.utils.duration import duration_iso_string
 
 RULES = ("any", "all", "quorum")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
@@ -177,6 +178,9 @@ def duration_parse(text: Any) -> timedelta | None:
 
 
 def duration_text(value: timedelta) -> str:
+    """'2d', '1d12h', '30m'; ISO 8601 when it is not whole minutes (so it reads back the same)."""
+    if value.total_seconds() % 60:
+        return duration_iso_string(value)
     minutes = int(value.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
