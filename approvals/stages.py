@@ -306,12 +306,24 @@ def route_enter(
             entry.skipped.append({"stage": stage.name, "reason": condition_explain(stage.condition, payload)})
             continue
         slots = stage_slots(stage, requester=requester)
+        if policy.one_decision_per_person:
+            # Whoever already decided in another stage cannot decide again: their place
+            # here would wait for ever.
+            spoke = {
+                person
+                for name, made in counted.items()
+                if name != stage.name
+                for d in made
+                for person in (d.principal_id, d.actor_id)
+            }
+            slots = [s for s in slots if s.user is None or s.user.pk not in spoke]
         if not slots or (stage.rule == "quorum" and stage.quorum and len(slots) < stage.quorum):
             stand_in = escalation_slots(stage, requester=requester)
             if not stand_in:
                 message = (
                     f"Stage '{stage.name}' of the {request.request_type} policy has nobody who could "
-                    f"approve it for you ({stage.approvers.describe()}). Ask an administrator."
+                    f"approve it for this request ({stage.approvers.describe()}). "
+                    "Ask an administrator to fix the policy or the people it names."
                 )
                 raise errors.InvalidInput(message, field_errors={"request_type": [message]})
             entry.note = (

@@ -492,8 +492,8 @@ def test_a_requester_without_a_manager_is_refused_clearly(world):
         world.submit("expense", requester="carl")
     # then he is told why, on the request type, and nothing is left behind
     message = (
-        "Stage 'manager' of the Expense claim policy has nobody who could approve it for you "
-        "(the requester's manager). Ask an administrator."
+        "Stage 'manager' of the Expense claim policy has nobody who could approve it for this request "
+        "(the requester's manager). Ask an administrator to fix the policy or the people it names."
     )
     assert caught.value.field_errors == {"request_type": [message]}
     assert expense.requests.count() == count
@@ -647,6 +647,10 @@ def test_one_person_decides_once_per_request(world):
     # then he is refused: one decision per person per request
     assert "already decided" in caught.value.detail
     assert snapshot(req) == before
+    # and the second stage never waited for him: only sam holds it, and sam alone finishes it
+    holders = {h.assignee.username for h in Handoff.objects.for_instance(req).open()}
+    assert holders == {"sam"}
+    assert world.act(req, "approve", "sam").instance.state == "approved"
 
 
 def test_one_decision_per_stage_when_the_policy_allows_more(world):
