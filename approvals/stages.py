@@ -287,7 +287,13 @@ def _tally(decisions: list[Decision], *, slots: list[str], undecided: int) -> Ta
 
 
 def route_enter(
-    *, request: ApprovalRequest, policy: Policy, payload: Mapping[str, Any], revision: int, start: int = 0
+    *,
+    request: ApprovalRequest,
+    policy: Policy,
+    payload: Mapping[str, Any],
+    revision: int,
+    start: int = 0,
+    deciding: Decision | None = None,
 ) -> StageEntry:
     """Walk from stage `start`: skip stages whose condition is false, pass stages already
     met by decisions that count, and stop at the first stage that needs someone.
@@ -298,6 +304,8 @@ def route_enter(
     """
     requester = request.requester
     counted = _decisions(request, policy=policy, revision=revision)
+    if deciding is not None:  # the decision being taken now, not yet written
+        counted.setdefault(deciding.stage_name, []).append(deciding)
     entry = StageEntry(index=None)
     for index in range(start, len(policy.stages)):
         stage = policy.stages[index]
@@ -519,7 +527,13 @@ def plan_decision(
 
     from approvals.models import Decision
 
-    this_one = Decision(principal_id=principal.pk, actor_id=actor.pk, outcome=outcome, slot=through.slot)
+    this_one = Decision(
+        principal_id=principal.pk,
+        actor_id=actor.pk,
+        outcome=outcome,
+        slot=through.slot,
+        stage_name=stage.name,
+    )
     counted = _decisions(request, policy=policy, revision=request.revision)
     decisions = [*counted.get(stage.name, []), this_one]
     decided = {d.principal_id for d in decisions} | {d.actor_id for d in decisions}
@@ -554,6 +568,7 @@ def plan_decision(
             payload=request.payload,
             revision=request.revision,
             start=request.stage_index + 1,
+            deciding=this_one,
         )
         plan = _entry_plan(
             entry=entry, policy=policy, version_id=request.policy_version_id, **_targets(states)
