@@ -146,7 +146,13 @@ def _plan_decision(
     if policy is None or stage is None:
         raise errors.TransitionNotAllowed(f"{request.reference} is not waiting in any stage.")
     scope = None if policy.one_decision_per_person else stage.name
-    already = deciders_this_revision(request, stage_name=scope) & {actor.pk, principal.pk}
+    # The permission check (policies.may_decide) already refused a principal who has had
+    # their say; a delegate acting for them must not have had theirs either.
+    already = (
+        deciders_this_revision(request, stage_name=scope) & {actor.pk, principal.pk}
+        if actor.pk != principal.pk
+        else set()
+    )
     if already:
         who = "You have" if actor.pk in already else f"{principal} has"
         where = "on this request" if scope is None else f"in stage '{stage.name}'"

@@ -226,10 +226,12 @@ def _decisions(request: ApprovalRequest, *, policy: Policy, revision: int) -> di
     approvals of earlier revisions."""
     from approvals.models import Decision
 
+    by_stage: dict[str, list[Decision]] = {}
+    if revision > request.revision and not policy.carry_over_approvals:
+        return by_stage  # a revision being made now has no decisions yet
     query = Q(revision=revision)
     if policy.carry_over_approvals:
         query |= Q(revision__lt=revision, outcome="approve")
-    by_stage: dict[str, list[Decision]] = {}
     for decision in Decision.objects.filter(query, request=request).order_by("id"):
         by_stage.setdefault(decision.stage_name, []).append(decision)
     return by_stage

@@ -109,6 +109,9 @@ class WorkflowModel(FSMModelMixin, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     state: Any
+    # Foreign keys read by the workflow's hooks on every transition: loaded with the row
+    # lock in one query (only the instance's own row is locked).
+    workflow_lock_related: tuple[str, ...] = ()
 
     class Meta:
         abstract = True

@@ -78,9 +78,15 @@ class TransitionResult(Generic[W]):
 
 
 def _lock(model: type[W], instance_id: Any) -> W:
-    """SELECT ... FOR UPDATE the instance. A malformed key is simply not found."""
+    """SELECT ... FOR UPDATE the instance (its row only), with the related rows its
+    workflow reads on every transition. A malformed key is simply not found."""
+    query = model._default_manager.all()
+    if model.workflow_lock_related:
+        query = query.select_related(*model.workflow_lock_related).select_for_update(of=("self",))
+    else:
+        query = query.select_for_update()
     try:
-        return model._default_manager.select_for_update().get(pk=instance_id)
+        return query.get(pk=instance_id)
     except (model.DoesNotExist, ValueError, TypeError, ValidationError):
         raise errors.NotFound(f"{model._meta.verbose_name} {instance_id} does not exist.") from None
 

@@ -69,6 +69,8 @@ class ApprovalRequest(WorkflowModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
+    workflow_lock_related = ("request_type", "requester", "policy_version")
+
     class Meta:
         permissions = [
             ("decide_approvalrequest", "Can approve, reject or ask for changes"),

@@ -100,7 +100,9 @@ def _people(approvers: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(n for n in names if n != "rita"))
 
 
-def _expected_slots(stage: Stage, pool: Pool) -> frozenset[str]:
+def _expected_slots(stage: Stage, pool: Pool, *, spoke: frozenset[int] = frozenset()) -> frozenset[str]:
+    """The slots a stage should have; `spoke` are people who already decided in another
+    stage of the revision, who have no place here when one decision per person is the rule."""
     keys = [f"user:{pool.users[n].pk}" for n in stage.approvers.users if n != "rita"]
     if stage.approvers.requester_manager:
         keys.append(f"user:{pool.users['mgr'].pk}")
@@ -111,7 +113,15 @@ def _expected_slots(stage: Stage, pool: Pool) -> frozenset[str]:
             keys += [f"user:{pool.users[n].pk}" for n in GROUP_MEMBERS[group] if n != "rita"]
         else:
             keys.append(f"group:{pool.groups[group].pk}")
-    return frozenset(keys)
+    return frozenset(k for k in keys if not (k.startswith("user:") and int(k[5:]) in spoke))
+
+
+def _spoke_elsewhere(policy: Any, decisions: list[Decision], stage: Stage) -> frozenset[int]:
+    if not policy.one_decision_per_person:
+        return frozenset()
+    return frozenset(
+        person for d in decisions if d.stage_name != stage.name for person in (d.actor_id, d.principal_id)
+    )
 
 
 # --- strategies ----------------------------------------------------------------------------------
@@ -265,7 +275,9 @@ def _check_state(request: ApprovalRequest) -> None:
             "waiting in a stage whose condition is false"
         )
         assert all(h.stage == stage.name for h in open_handoffs)
-        assert set(request.stage_slots) == set(_expected_slots(stage, _POOL[0]))
+        counted = _counted(request, carry_over=policy.carry_over_approvals)
+        spoke = _spoke_elsewhere(policy, counted, stage)
+        assert set(request.stage_slots) == set(_expected_slots(stage, _POOL[0], spoke=spoke))
     else:
         assert request.stage_index is None
         assert request.stage_slots == []
@@ -304,7 +316,7 @@ def _check_approved(request: ApprovalRequest, pool: Pool, *, carry_over: bool) -
         mine = [d for d in counted if d.stage_name == stage.name]
         approvals = [d for d in mine if d.outcome == "approve"]
         tally = Tally(
-            slots=_expected_slots(stage, pool),
+            slots=_expected_slots(stage, pool, spoke=_spoke_elsewhere(policy, counted, stage)),
             approved_slots=frozenset(d.slot for d in approvals),
             approvals=len({d.principal_id for d in approvals}),
             rejections=len({d.principal_id for d in mine if d.outcome == "reject"}),
