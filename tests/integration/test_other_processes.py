@@ -163,7 +163,5 @@ def test_a_change_reaches_a_websocket_served_by_another_process(
     assert event["action"] == "submit"
     assert event["state"] == "in_review"
     assert event["topic"] == "instance.transitioned"
-    submitted = OutboxEvent.objects.get(
-        pk=event["id"], destination=f"inbox.group.{approver_group.pk}"
-    )
+    submitted = OutboxEvent.objects.get(pk=event["id"], destination=f"inbox.group.{approver_group.pk}")
     assert submitted.status == OutboxEvent.Status.DELIVERED
