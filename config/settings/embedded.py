@@ -11,7 +11,7 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = SECRET_KEY or "embedded-insecure-key-do-not-use-in-production-3c9f1e"
 
 # The embedded mode keeps its files in VAR_DIR; make sure the folders exist.
-from config.settings.base import CELERY_BROKER_FOLDER, EMAIL_FILE_PATH, VAR_DIR  # noqa: E402
+from config.settings.base import CELERY_BROKER_FOLDER, EMAIL_FILE_PATH, STATIC_ROOT, VAR_DIR  # noqa: E402
 
 for _folder in (
     VAR_DIR,
@@ -19,5 +19,6 @@ for _folder in (
     VAR_DIR / "broker-processed",
     VAR_DIR / "broker-control",
     EMAIL_FILE_PATH,
+    STATIC_ROOT,  # WhiteNoise warns on every start while it is missing
 ):
     _folder.mkdir(parents=True, exist_ok=True)
