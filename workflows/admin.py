@@ -12,7 +12,10 @@ from workflows.models import AuditEntry, Handoff, OutboxEvent
 from workflows.outbox import outbox_retry_dead
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnly:
+    """For admins and inlines of rows that change only through the services: no add,
+    change or delete from the admin, whoever looks."""
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -21,6 +24,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    pass
 
 
 @admin.register(AuditEntry)

@@ -10,23 +10,15 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from approvals.admin.display import diagram_box, lifecycle_diagram_svg
-from approvals.diagrams import StageMark, policy_svg
-from approvals.models import ApprovalRequest, Decision, Notification, RequestRevision, State
-from approvals.routing import condition_holds
+from approvals.models import ApprovalRequest, Decision, Notification, RequestRevision
+from approvals.selectors.route import route_view
+from workflows.admin import ReadOnly, ReadOnlyAdmin
+from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RequestRevisionInline(ReadOnlyInline):
@@ -52,7 +44,7 @@ class DecisionInline(ReadOnlyInline):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdmin):
     """Read-only: requests change only through their lifecycle actions (the service)."""
 
     list_display = ["id", "title", "request_type", "requester", "state", "version", "created_at"]
@@ -62,36 +54,20 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     readonly_fields = ["lifecycle_diagram", "route_diagram"]
     inlines = [RequestRevisionInline, DecisionInline]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="Lifecycle")
     def lifecycle_diagram(self, obj: ApprovalRequest) -> str:
         return diagram_box(lifecycle_diagram_svg(current=obj.state))
 
     @admin.display(description="Route")
     def route_diagram(self, obj: ApprovalRequest) -> str:
-        policy = obj.policy
-        if policy is None:
-            return "Not submitted yet."
-        marks: dict[int, StageMark] = {}
-        for index, stage in enumerate(policy.stages):
-            if not condition_holds(stage.condition, obj.payload):
-                marks[index] = StageMark(status="skipped")
-            elif obj.state == State.APPROVED or (
-                obj.state == State.IN_REVIEW and obj.stage_index is not None and index < obj.stage_index
-            ):
-                # The route only moves past a stage whose rule was met.
-                marks[index] = StageMark(status="met")
-            elif obj.state == State.IN_REVIEW and index == obj.stage_index:
-                marks[index] = StageMark(status="current")
-        return diagram_box(policy_svg(policy=policy, marks=marks, title=f"Route of {obj.reference}"))
+        # The same marks as the request page: read from the audit trail and the decisions.
+        view = route_view(
+            request=obj,
+            entries=audit_entries_for_instance(obj),
+            decisions=list(obj.decisions.select_related("principal", "actor").order_by("id")),
+            handoffs=handoffs_for_instance(obj),
+        )
+        return diagram_box(view.svg) if view is not None else "Not submitted yet."
 
 
 @admin.register(Notification)
