@@ -85,6 +85,25 @@ def entry_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def entry_rehash(entry: AuditEntry, *, ref: str) -> str:
+    """The hash `entry` should carry given what it holds now (`ref`: 'app.model:pk')."""
+    return entry_hash(
+        ref=ref,
+        seq=entry.seq,
+        kind=entry.kind,
+        action=entry.action,
+        source=entry.source,
+        target=entry.target,
+        actor_id=entry.actor_id,
+        on_behalf_of_id=entry.on_behalf_of_id,
+        comment=entry.comment,
+        data=entry.data,
+        trace_id=entry.trace_id,
+        created_at=entry.created_at,
+        prev_hash=entry.prev_hash,
+    )
+
+
 def _ref(content_type: ContentType, object_id: str) -> str:
     return f"{content_type.app_label}.{content_type.model}:{object_id}"
 
@@ -258,21 +277,7 @@ def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditRepor
         chain_ends.setdefault(entry.content_type_id, {})[entry.object_id] = (entry.seq, entry.hash)
         if chain_broken:
             continue
-        recomputed = entry_hash(
-            ref=ref,
-            seq=entry.seq,
-            kind=entry.kind,
-            action=entry.action,
-            source=entry.source,
-            target=entry.target,
-            actor_id=entry.actor_id,
-            on_behalf_of_id=entry.on_behalf_of_id,
-            comment=entry.comment,
-            data=entry.data,
-            trace_id=entry.trace_id,
-            created_at=entry.created_at,
-            prev_hash=entry.prev_hash,
-        )
+        recomputed = entry_rehash(entry, ref=ref)
         reason = ""
         if entry.seq != expected_seq:
             reason = f"sequence jumps from {expected_seq - 1} to {entry.seq} (entries missing)"

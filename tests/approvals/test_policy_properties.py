@@ -35,6 +35,7 @@ from approvals.diagrams import lifecycle_edges
 from approvals.models import ApprovalRequest, Decision, RequestType, State
 from approvals.routing import Stage, Tally, condition_holds, stage_outcome
 from approvals.services import request_act, request_create
+from tests.approvals.policy_world import snapshot
 from tests.factories import GroupFactory, RequestTypeFactory, UserFactory, publish_policy
 from workflows import errors
 from workflows.audit import audit_verify
@@ -236,21 +237,6 @@ def _next_action(data: st.DataObject, request: ApprovalRequest, pool: Pool) -> t
 # --- the checks ------------------------------------------------------------------------------------
 
 
-def _snapshot(request: ApprovalRequest) -> tuple[Any, ...]:
-    request.refresh_from_db()
-    return (
-        request.state,
-        request.version,
-        request.stage_index,
-        list(request.stage_slots),
-        request.revision,
-        request.payload,
-        AuditEntry.objects.for_instance(request).count(),
-        Decision.objects.filter(request=request).count(),
-        sorted(Handoff.objects.for_instance(request).open().values_list("pk", flat=True)),
-    )
-
-
 def _counted(request: ApprovalRequest, *, carry_over: bool) -> list[Decision]:
     """The decisions that count in the request's current revision."""
     found = Decision.objects.filter(request=request).order_by("id")
@@ -347,7 +333,7 @@ def _run(
 
     for _ in range(steps):
         action, who, extra = _next_action(data, request, pool)
-        before = _snapshot(request)
+        before = snapshot(request)
         source = request.state
         kwargs: dict[str, Any] = {}
         if action == "resubmit":
@@ -361,7 +347,7 @@ def _run(
             )
         except errors.WorkflowError:
             # a refusal changes nothing at all
-            assert _snapshot(request) == before, f"{who} {action} was refused but changed something"
+            assert snapshot(request) == before, f"{who} {action} was refused but changed something"
             continue
         request.refresh_from_db()
         # one transition entry, from the state before to the state after, along a lifecycle edge

@@ -19,7 +19,7 @@ from approvals.services import request_act
 from tests.factories import make_request
 from tests.testapp.models import Ticket
 from tests.workflows.support import AUDIT_TABLE, audit_column_set, audit_entry_remove, audit_sql
-from workflows.audit import GENESIS, audit_verify, entry_hash
+from workflows.audit import GENESIS, audit_verify, entry_hash, entry_rehash
 from workflows.models import AppendOnlyError, AuditEntry, Handoff
 from workflows.services import handoff_claim, handoff_reassign, instance_create
 
@@ -45,21 +45,7 @@ def chain(instance: Any) -> list[AuditEntry]:
 
 def recomputed(entry: AuditEntry) -> str:
     content_type = entry.content_type
-    return entry_hash(
-        ref=f"{content_type.app_label}.{content_type.model}:{entry.object_id}",
-        seq=entry.seq,
-        kind=entry.kind,
-        action=entry.action,
-        source=entry.source,
-        target=entry.target,
-        actor_id=entry.actor_id,
-        on_behalf_of_id=entry.on_behalf_of_id,
-        comment=entry.comment,
-        data=entry.data,
-        trace_id=entry.trace_id,
-        created_at=entry.created_at,
-        prev_hash=entry.prev_hash,
-    )
+    return entry_rehash(entry, ref=f"{content_type.app_label}.{content_type.model}:{entry.object_id}")
 
 
 def verify_command() -> str:
