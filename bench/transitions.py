@@ -352,12 +352,25 @@ def _run_windows(
 
 
 def _worker(
-    plan: WorkerPlan, dsn: str, windows: list[Window], ready: Any, go: Any, start: Any, out: Any
+    plan: WorkerPlan,
+    dsn: str,
+    windows: list[Window],
+    ready: Any,
+    go: Any,
+    start: Any,
+    out: Any,
+    defer_push: bool = False,
 ) -> None:
     result = WorkerResult(side=plan.side, index=plan.index)
     try:
         _django_setup()
         result.request_ids = _create_requests(plan)
+        if plan.side == "service" and defer_push:
+            # --defer-push: the after-commit push does nothing, the events wait for a relay
+            # (none runs here): the service's transaction alone, against the same raw SQL.
+            import workflows.outbox
+
+            workflows.outbox.outbox_push = lambda **kwargs: workflows.outbox.RelayResult()
         if plan.side == "service":
             step, backend_pid = _service_stepper(plan, result.request_ids)
         else:
@@ -671,7 +684,14 @@ def _redis_cpu(client: Any) -> float:
 
 
 def _run(
-    seed: Seed, *, dsn: str, redis_url: str, rounds: int, seconds: float, warmup: float
+    seed: Seed,
+    *,
+    dsn: str,
+    redis_url: str,
+    rounds: int,
+    seconds: float,
+    warmup: float,
+    defer_push: bool = False,
 ) -> dict[str, SideResult]:
     """Start every worker, let them seed, then run the windows; Redis CPU sampled per window."""
     import redis
@@ -687,7 +707,9 @@ def _run(
     out = ctx.Queue()
     processes = [
         ctx.Process(
-            target=_worker, args=(plan, dsn, windows, ready, go, start, out), name=f"{plan.side}-{plan.index}"
+            target=_worker,
+            args=(plan, dsn, windows, ready, go, start, out, defer_push),
+            name=f"{plan.side}-{plan.index}",
         )
         for plan in seed.plans
     ]
@@ -723,7 +745,7 @@ def _run(
     }
 
 
-def _verify(service: SideResult, raw: SideResult) -> list[str]:
+def _verify(service: SideResult, raw: SideResult, *, defer_push: bool = False) -> list[str]:
     """What must hold after the run; returns the problems found (none when all is well)."""
     from collections import Counter
 
@@ -778,14 +800,14 @@ def _verify(service: SideResult, raw: SideResult) -> list[str]:
 
     statuses = Counter(OutboxEvent.objects.values_list("status", flat=True))
     pending, dead = statuses[OutboxEvent.Status.PENDING], statuses[OutboxEvent.Status.DEAD]
-    # The service pushes its events after commit; raw SQL leaves its own 4 per transition pending.
-    if pending != 4 * raw.done or dead:
-        problems.append(
-            f"outbox: {dict(statuses)}; expected exactly {4 * raw.done} pending (raw's), none dead"
-        )
+    # The service pushes its events after commit (unless --defer-push); raw SQL leaves its
+    # own 4 per transition pending.
+    expected = 4 * raw.done + (4 * service.done if defer_push else 0)
+    if pending != expected or dead:
+        problems.append(f"outbox: {dict(statuses)}; expected exactly {expected} pending, none dead")
     print(
         f"  outbox: {statuses[OutboxEvent.Status.DELIVERED]} delivered by the service's push, "
-        f"{pending} pending (raw SQL's), {dead} dead"
+        f"{pending} pending ({'both sides' if defer_push else 'raw SQL'}), {dead} dead"
     )
     return problems
 
@@ -825,6 +847,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--show-queries", action="store_true", help="print the SQL of each counted transition"
     )
     parser.add_argument("--check", action="store_true", help=f"exit 1 when service/raw < {TARGET_RATIO}")
+    parser.add_argument(
+        "--defer-push",
+        action="store_true",
+        help="leave the service's events to the relay instead of pushing them after commit "
+        "(measures the transaction alone; raw SQL never pushes)",
+    )
     return parser.parse_args(argv)
 
 
@@ -859,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         seconds=args.seconds,
         warmup=args.warmup,
+        defer_push=args.defer_push,
     )
     service, raw = sides["service"], sides["raw"]
     errors = raw.errors + service.errors
@@ -880,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio service/raw = {ratio:.2f} (target >= {TARGET_RATIO}: {verdict})\n")
 
     print("verification:")
-    problems = _verify(service, raw)
+    problems = _verify(service, raw, defer_push=args.defer_push)
     purged, keys = _purge_redis(args.redis_url)
     print(f"  celery: {purged} task messages were in the broker (purged); {keys} channel-layer keys removed")
     if purged < service.done:
