@@ -45,7 +45,7 @@ from approvals.routing.conditions import (
     condition_satisfiable,
     payload_value,
 )
-from approvals.routing.document import condition_document, policy_document, policy_parse, stage_document
+from approvals.routing.document import policy_parse
 from approvals.routing.model import (
     OPERATORS,
     RULES,
@@ -62,7 +62,7 @@ from approvals.routing.model import (
     duration_parse,
     duration_text,
 )
-from approvals.routing.rules import Route, RouteStep, Tally, next_applicable, route_skips, stage_outcome
+from approvals.routing.rules import Route, RouteStep, Tally, stage_outcome
 
 __all__ = [
     "OPERATORS",
@@ -82,18 +82,13 @@ __all__ = [
     "RouteStep",
     "Stage",
     "Tally",
-    "condition_document",
     "condition_explain",
     "condition_holds",
     "condition_satisfiable",
     "duration_parse",
     "duration_text",
-    "next_applicable",
     "payload_value",
-    "policy_document",
     "policy_parse",
     "policy_problems",
-    "route_skips",
-    "stage_document",
     "stage_outcome",
 ]

@@ -24,7 +24,6 @@ from approvals.routing.model import (
     PolicyError,
     Stage,
     duration_parse,
-    duration_text,
     value_text,
 )
 
@@ -259,51 +258,3 @@ def policy_parse(document: Any) -> Policy:
     if policy is None:
         raise PolicyError(reader.problems or ["the policy could not be read"])
     return policy
-
-
-def stage_document(stage: Stage) -> dict[str, Any]:
-    """A stage back as a document (the canonical form stored and shown)."""
-    approvers: dict[str, Any] = {}
-    if stage.approvers.users:
-        approvers["users"] = list(stage.approvers.users)
-    if stage.approvers.groups:
-        approvers["groups"] = list(stage.approvers.groups)
-    if stage.approvers.requester_manager:
-        approvers["requester_manager"] = True
-    if stage.approvers.team_manager:
-        approvers["team_manager"] = True
-    out: dict[str, Any] = {"name": stage.name, "approvers": approvers, "rule": stage.rule}
-    if stage.quorum is not None:
-        out["quorum"] = stage.quorum
-    if not stage.veto:
-        out["veto"] = False
-    if stage.condition is not None:
-        out["when"] = condition_document(stage.condition)
-    if stage.sla is not None:
-        out["sla"] = duration_text(stage.sla)
-    if stage.escalate_to is not None:
-        out["escalate_to"] = (
-            {"user": stage.escalate_to.user} if stage.escalate_to.user else {"group": stage.escalate_to.group}
-        )
-    if stage.description:
-        out["description"] = stage.description
-    return out
-
-
-def condition_document(condition: Condition) -> dict[str, Any]:
-    if isinstance(condition, AllOf):
-        return {"all": [condition_document(c) for c in condition.items]}
-    if isinstance(condition, AnyOf):
-        return {"any": [condition_document(c) for c in condition.items]}
-    value = list(condition.value) if isinstance(condition.value, tuple) else condition.value
-    return {"field": condition.field, "op": condition.op, "value": value}
-
-
-def policy_document(policy: Policy) -> dict[str, Any]:
-    return {
-        "options": {
-            "one_decision_per_person": policy.one_decision_per_person,
-            "carry_over_approvals": policy.carry_over_approvals,
-        },
-        "stages": [stage_document(s) for s in policy.stages],
-    }

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from approvals.routing.conditions import condition_explain, condition_holds
-from approvals.routing.model import Outcome, Policy, Stage
+from approvals.routing.model import Outcome, Stage
 
 # --- stage rules at run time -----------------------------------------------------------
 
@@ -81,23 +78,3 @@ class Route:
         if not self.applied:
             lines.append("every stage is skipped: the request is approved on submission")
         return lines
-
-
-def route_skips(
-    policy: Policy, payload: Mapping[str, Any], start: int = 0
-) -> Iterable[tuple[int, Stage, str]]:
-    """Stages from `start` on whose conditions are false, with the reason, up to the first that applies."""
-    for index in range(start, len(policy.stages)):
-        stage = policy.stages[index]
-        if condition_holds(stage.condition, payload):
-            return
-        assert stage.condition is not None
-        yield index, stage, condition_explain(stage.condition, payload)
-
-
-def next_applicable(policy: Policy, payload: Mapping[str, Any], start: int) -> int | None:
-    """The index of the first stage at or after `start` whose condition holds, or None."""
-    for index in range(start, len(policy.stages)):
-        if condition_holds(policy.stages[index].condition, payload):
-            return index
-    return None

@@ -16,9 +16,7 @@ from approvals.routing import (
     Tally,
     duration_parse,
     duration_text,
-    next_applicable,
     policy_parse,
-    route_skips,
     stage_outcome,
 )
 
@@ -205,30 +203,6 @@ EXPENSE = policy_parse(
         ]
     }
 )
-
-
-@pytest.mark.parametrize(
-    ("amount", "after_manager"),
-    [(500, None), (1000, None), (1000.5, 1), (4200, 1), (10000, 1), (20000, 1)],
-)
-def test_next_applicable_stage(amount, after_manager):
-    payload = {"amount": amount}
-    assert next_applicable(EXPENSE, payload, 0) == 0
-    assert next_applicable(EXPENSE, payload, 1) == after_manager
-    assert next_applicable(EXPENSE, payload, 2) == (2 if amount > 10000 else None)
-    assert next_applicable(EXPENSE, payload, 3) is None
-
-
-def test_route_skips_lists_skipped_stages_with_the_reason_up_to_the_next_that_applies():
-    # given an amount only the CFO stage is skipped for, and one both later stages are skipped for
-    assert [(i, s.name, why) for i, s, why in route_skips(EXPENSE, {"amount": 4200}, 1)] == []
-    assert [(i, s.name, why) for i, s, why in route_skips(EXPENSE, {"amount": 4200}, 2)] == [
-        (2, "cfo", "amount is 4200, so amount > 10000 is false")
-    ]
-    assert [(i, s.name, why) for i, s, why in route_skips(EXPENSE, {}, 1)] == [
-        (1, "finance", "amount is not given, so amount > 1000 is false"),
-        (2, "cfo", "amount is not given, so amount > 10000 is false"),
-    ]
 
 
 def test_a_route_describes_each_stage_and_why_one_is_skipped():
