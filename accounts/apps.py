@@ -6,9 +6,10 @@ class AccountsConfig(AppConfig):
     verbose_name = "People and roles"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        # Imported here: Django loads apps before their models; ready() is the place.
+        from django.db.models.signals import post_migrate  # noqa: PLC0415
 
-        from accounts.roles import roles_sync_after_migrate
+        from accounts.roles import roles_sync_after_migrate  # noqa: PLC0415
 
         # Not restricted to this app: the role permissions belong to apps migrated after it.
         post_migrate.connect(roles_sync_after_migrate, dispatch_uid="accounts.roles_sync")

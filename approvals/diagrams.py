@@ -17,6 +17,7 @@ from html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django_fsm import RETURN_VALUE
 
+from approvals.actions import Action
 from approvals.routing import Policy, Stage, duration_text
 
 BOX_W, BOX_H = 150, 44
@@ -34,7 +35,7 @@ COLOURS = {
     "bad": "#b3261e",
 }
 
-ADMINISTRATIVE_ACTIONS = {"move_policy"}
+ADMINISTRATIVE_ACTIONS = {Action.MOVE_POLICY.value}
 
 # Where each lifecycle state sits (column, row); states not listed are placed after them.
 LIFECYCLE_LAYOUT = {

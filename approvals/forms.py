@@ -20,9 +20,10 @@ from typing import Any
 
 from django import forms
 
+from approvals.actions import OFFERED, Action
 from approvals.models import TITLE_MAX, State
 from approvals.schemas import FIELD_PREFIX, field_label, payload_errors, schema_fields
-from approvals.services import ACTIONS, COMMENT_MAX
+from approvals.services import COMMENT_MAX
 from workflows.errors import WorkflowError
 
 PAYLOAD_FIELD = FIELD_PREFIX + "."
@@ -300,7 +301,7 @@ class RequestCreateForm(PayloadFormMixin):
 class RequestActionForm(PayloadFormMixin):
     """One lifecycle action from the request page; a resubmission may carry a new payload."""
 
-    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    action = forms.ChoiceField(choices=[(a.value, a.label) for a in OFFERED])
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=COMMENT_MAX
     )
@@ -326,7 +327,7 @@ class RequestActionForm(PayloadFormMixin):
         """Whether this post resubmits with the payload inputs (else the payload is unchanged)."""
         return (
             self.is_bound
-            and self.data.get("action") == "resubmit"
+            and self.data.get("action") == Action.RESUBMIT
             and PAYLOAD_MARKER in self.data
             and bool(getattr(self, "payload_specs", None))
         )

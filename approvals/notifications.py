@@ -15,38 +15,32 @@ from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
+from approvals.actions import Action
 from approvals.models import ApprovalRequest, Notification
-from workflows.models import AuditEntry
+from approvals.records import request_record
+from workflows.models import AuditEntry, Handoff
 
 logger = logging.getLogger(__name__)
-
-VERBS = {
-    "submit": "was submitted for review",
-    "resubmit": "was resubmitted after changes",
-    "approve": "was approved",
-    "reject": "was rejected",
-    "request_changes": "needs changes",
-    "withdraw": "was withdrawn",
-    "cancel": "was cancelled",
-}
 
 
 def _recipients(request: ApprovalRequest, entry: AuditEntry) -> list[User]:
     """Whoever got new work from this change, whoever held work it took away (a stage
     decided or the request withdrawn: their handoffs closed as no longer needed), and
     the requester."""
-    handoffs = entry.data.get("handoffs", {})
+    transition = request_record(entry).transition
+    handoffs = transition.handoffs if transition is not None else None
     user_ids: set[int] = set()
     group_ids: set[int] = set()
-    told = [
-        *handoffs.get("opened", []),
-        *(h for h in handoffs.get("closed", []) if h.get("reason") == "superseded"),
-    ]
+    told = (
+        [*handoffs.opened, *(h for h in handoffs.closed if h.reason == Handoff.CloseReason.SUPERSEDED)]
+        if handoffs is not None
+        else []
+    )
     for handoff in told:
-        if handoff.get("user"):
-            user_ids.add(handoff["user"])
-        elif handoff.get("group"):
-            group_ids.add(handoff["group"])
+        if handoff.user:
+            user_ids.add(handoff.user)
+        elif handoff.group:
+            group_ids.add(handoff.group)
     user_ids.add(request.requester_id)
     people = User.objects.filter(Q(pk__in=user_ids) | Q(groups__in=group_ids), is_active=True)
     if entry.actor_id is not None:
@@ -62,9 +56,11 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
     request = ApprovalRequest.objects.select_related("request_type", "requester").get(pk=request_id)
     entry = AuditEntry.objects.for_instance(request).select_related("actor").get(seq=audit_seq)
     who = entry.actor.display_name if entry.actor else "Baton"
-    subject = f"{request.reference} {VERBS.get(action, action)}: {request.title}"[:200]
+    named = Action.named(action)
+    news = named.news if named is not None else action
+    subject = f"{request.reference} {news}: {request.title}"[:200]
     link = settings.BATON_BASE_URL.rstrip("/") + reverse("approvals:request_detail", args=[request.pk])
-    body = f"{request.reference} ({request.request_type}) {VERBS.get(action, action)} by {who}.\n"
+    body = f"{request.reference} ({request.request_type}) {news} by {who}.\n"
     if entry.comment:
         body += f"\nComment: {entry.comment}\n"
     body += f"\nOpen it: {link}\n"

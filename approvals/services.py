@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-
 from approvals import policies
-from approvals.models import TITLE_MAX, ApprovalRequest, RequestRevision, RequestType
+from approvals.actions import OFFERED, Action
+from approvals.models import TITLE_MAX, ApprovalRequest, RequestType
 from approvals.schemas import payload_errors
 from workflows import errors
 from workflows.services import TransitionResult, instance_create, transition
@@ -15,7 +14,6 @@ from workflows.services import TransitionResult, instance_create, transition
 if TYPE_CHECKING:
     from accounts.models import User
 
-ACTIONS = ("submit", "approve", "reject", "request_changes", "resubmit", "withdraw", "cancel")
 COMMENT_MAX = 5000
 
 
@@ -32,7 +30,8 @@ def request_create(
 
     The payload is checked against the type's schema (each error keyed
     'payload.<field>'). Raises InvalidInput naming each bad field, Forbidden when the
-    requester may not submit this type. Both steps commit together: no half-made request is left behind.
+    requester may not submit this type. Both steps commit together: no half-made
+    request is left behind.
     Side effects: audit entries 'create' (and 'submit'); live events and mail after commit.
     """
     field_errors: dict[str, list[str]] = {}
@@ -46,29 +45,17 @@ def request_create(
         raise errors.InvalidInput("The request is incomplete.", field_errors=field_errors)
     if not policies.may_submit_type(requester, request_type):
         raise errors.Forbidden(f"You may not submit {request_type} requests.")
-    with transaction.atomic():
-        request = instance_create(
-            instance=ApprovalRequest(
-                request_type=request_type,
-                requester=requester,
-                title=clean_title,
-                description=description or "",
-                payload=payload or {},
-            ),
-            actor=requester,
-        )
-        RequestRevision.objects.create(
-            request=request,
-            number=1,
-            title=request.title,
-            description=request.description,
-            payload=request.payload,
-            created_by=requester,
-        )
-        if submit:
-            result = transition(model=ApprovalRequest, instance_id=request.pk, name="submit", actor=requester)
-            request = result.instance
-    return request
+    return instance_create(
+        instance=ApprovalRequest(
+            request_type=request_type,
+            requester=requester,
+            title=clean_title,
+            description=description or "",
+            payload=payload or {},
+        ),
+        actor=requester,
+        then=Action.SUBMIT if submit else None,
+    )
 
 
 def request_act(
@@ -87,10 +74,10 @@ def request_act(
 
     Raises the service's domain errors; see workflows.services.transition.
     """
-    if action not in ACTIONS:
+    if Action.named(action) not in OFFERED:
         raise errors.InvalidInput(
             f"Unknown action '{action}'.",
-            field_errors={"action": [f"Choose one of: {', '.join(ACTIONS)}."]},
+            field_errors={"action": [f"Choose one of: {', '.join(a.value for a in OFFERED)}."]},
         )
     if len(comment) > COMMENT_MAX:
         raise errors.InvalidInput(

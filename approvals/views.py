@@ -14,26 +14,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.models import User
 from approvals import policies, selectors, services
+from approvals.actions import Action
 from approvals.forms import RequestActionForm, RequestCreateForm, RequestFilterForm
 from approvals.models import ApprovalRequest, RequestType
 from workflows import errors
 from workflows.services import handoff_claim, handoff_unclaim
 
 PAGE_SIZE = 50
-
-ACTION_LABELS = {
-    "approve": "Approve",
-    "reject": "Reject",
-    "request_changes": "Ask for changes",
-    "submit": "Submit for review",
-    "resubmit": "Resubmit",
-    "withdraw": "Withdraw",
-    "cancel": "Cancel request",
-}
 
 
 def _me(request: HttpRequest) -> User:
@@ -171,7 +163,7 @@ def _detail_context(
     req = page.request
     if form is None:
         # The resubmit form carries the payload inputs, prefilled with what was sent last.
-        resubmit = "resubmit" in page.actions
+        resubmit = Action.RESUBMIT in page.actions
         form = RequestActionForm(
             initial={"version": req.version},
             payload_schema=(req.request_type.payload_schema or {}) if resubmit else None,
@@ -180,7 +172,7 @@ def _detail_context(
     return {
         "page": page,
         "req": req,
-        "actions": [(name, ACTION_LABELS[name]) for name in page.actions],
+        "actions": [(o.action.value, o.action.label) for o in page.options if o.allowed],
         "form": form,
         "idempotency_key": uuid.uuid4().hex,
         "problem": problem,
@@ -214,7 +206,7 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     if visible is None:
         raise Http404("No such request.")
     # Only a resubmission reads payload inputs; any other action leaves the payload alone.
-    resubmit = request.POST.get("action") == "resubmit"
+    resubmit = request.POST.get("action") == Action.RESUBMIT
     form = RequestActionForm(
         request.POST,
         payload_schema=(visible.request_type.payload_schema or {}) if resubmit else None,
@@ -226,7 +218,7 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
         )
     action = form.cleaned_data["action"]
     data: dict[str, Any] = {}
-    if action == "resubmit":
+    if action == Action.RESUBMIT:
         for name in ("title", "description"):
             if name in request.POST:
                 data[name] = form.cleaned_data[name]
@@ -249,9 +241,9 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_service_error(exc)
         context = _detail_context(request, pk, form)
         if not exc.field_errors:
-            context["problem"] = _problem_message(exc, context["req"], ACTION_LABELS[action].lower())
+            context["problem"] = _problem_message(exc, context["req"], Action(action).label.lower())
         return render(request, "approvals/request_detail.html", context, status=exc.http_status)
-    label = ACTION_LABELS[action].lower()
+    label = Action(action).label.lower()
     messages.success(
         request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
     )
@@ -259,8 +251,11 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _handoff_back(request: HttpRequest) -> HttpResponse:
+    """Back where the person came from, if that is a page of this site; else their inbox."""
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return redirect(target)
     return redirect("approvals:inbox")
 

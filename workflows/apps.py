@@ -6,4 +6,5 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Workflow engine"
 
     def ready(self) -> None:
-        from workflows import checks  # noqa: F401  (registers system checks)
+        # Imported in ready(): the checks read the models, which are loaded only now.
+        from workflows import checks  # noqa: F401, PLC0415  (registers system checks)

@@ -7,6 +7,12 @@ the embedded ASGI process) leaves them alone; it only picks up what a push could
 deliver (a failure, or a process that died between commit and push), with backoff,
 until an event succeeds or is moved to the dead-letter state. Several relays can run
 side by side on PostgreSQL: each claims rows with SKIP LOCKED.
+
+Channel events go out through the configured channel layer. With channels-redis's
+pub/sub layer (production) a push publishes all of its channel events in one pipelined
+round trip on a connection this process keeps, exactly as the layer's own `group_send`
+would publish each (tests/integration/test_outbox_delivery.py receives them through the
+layer itself); any other layer gets one `group_send` per event.
 """
 
 from __future__ import annotations
@@ -21,14 +27,18 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+import redis
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from workflows import sql
 from workflows.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -66,10 +76,11 @@ def _deliverable(query: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
 def outbox_write(events: Iterable[OutboxEvent]) -> list[UUID]:
     """Insert `events` in the current transaction and push them as soon as it commits.
 
-    Precondition: called inside the transaction that makes the change the events report.
-    Side effect: registers an on-commit push (never runs if the transaction rolls back).
-    Events this process cannot deliver (channel events where the in-memory layer lives in
-    another process) are due for the relay at once; the others wait out the push lease.
+    Precondition: called inside the transaction that makes the change the events report
+    (once per transaction: one INSERT, one push). Side effect: registers an on-commit
+    push (never runs if the transaction rolls back). Events this process cannot deliver
+    (channel events where the in-memory layer lives in another process) are due for the
+    relay at once; the others wait out the push lease.
     """
     rows = list(events)
     if not rows:
@@ -79,12 +90,13 @@ def outbox_write(events: Iterable[OutboxEvent]) -> list[UUID]:
     channels_here = _channel_events_deliverable()
     pushed = []
     for row in rows:
+        row.created_at = now
         if row.kind == OutboxEvent.Kind.CHANNEL and not channels_here:
             row.available_at = now
         else:
             row.available_at = lease_end
             pushed.append(row)
-    OutboxEvent.objects.bulk_create(rows)
+    sql.rows_insert(rows)
     if pushed:
         transaction.on_commit(lambda: outbox_push(events=pushed), robust=True)
     return [row.id for row in rows]
@@ -102,18 +114,13 @@ def _channel_message(event: OutboxEvent) -> dict[str, Any]:
     return {"type": RELAY_MESSAGE_TYPE, "event": {"id": str(event.id), **event.payload}}
 
 
-def _deliver(event: OutboxEvent) -> None:
-    """Send one event that is not a channel event (those go out in runs, see _deliver_each).
+def _publish_task(event: OutboxEvent) -> None:
+    """Publish one task event to the Celery broker. Raises on failure."""
+    # The event id is the task id, so a task delivered twice can tell.
+    current_app.send_task(event.destination, kwargs=event.payload.get("kwargs", {}), task_id=str(event.id))
 
-    Raises on failure.
-    """
-    if event.kind == OutboxEvent.Kind.TASK:
-        from config.celery import app
 
-        # The event id is the task id, so a task delivered twice can tell.
-        app.send_task(event.destination, kwargs=event.payload.get("kwargs", {}), task_id=str(event.id))
-    else:
-        raise ValueError(f"unknown outbox event kind {event.kind!r}")
+# --- channel events ------------------------------------------------------------------------
 
 
 async def _group_send_each(layer: Any, events: list[OutboxEvent]) -> list[Exception | None]:
@@ -130,13 +137,9 @@ async def _group_send_each(layer: Any, events: list[OutboxEvent]) -> list[Except
 
 
 class _SenderLoop:
-    """One long-lived event loop per process, in a daemon thread, for an out-of-process layer.
-
-    async_to_sync outside an ASGI server starts a thread and an event loop per call, and
-    channels-redis opens a new connection for every loop: that was most of the cost of a
-    transition (bench/transitions). Here the loop, and so the layer's connections, stay.
-    Not for the in-memory layer, whose queues belong to the loop of the server process.
-    """
+    """One long-lived event loop per process, in a daemon thread, for a layer that only
+    speaks asyncio (e.g. channels-redis's core layer): its connections stay open between
+    pushes instead of a new loop and connection per push."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -159,12 +162,57 @@ class _SenderLoop:
 _sender_loop = _SenderLoop()
 
 
+class _Publisher:
+    """A synchronous Redis connection per process for the pub/sub layer's messages.
+
+    Publishes what `RedisPubSubChannelLayer.group_send` publishes (the layer's own
+    serialisation, to '<prefix>__group__<group>'), all of one push in one pipeline.
+    """
+
+    def __init__(self) -> None:
+        self._client: redis.Redis | None = None
+        self._key: tuple[int, str] = (0, "")
+
+    def client(self, url: str) -> redis.Redis:
+        key = (os.getpid(), url)
+        if self._client is None or self._key != key:
+            self._client = redis.Redis.from_url(
+                url, socket_connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT, socket_timeout=5
+            )
+            self._key = key
+        return self._client
+
+
+_publisher = _Publisher()
+
+
+def _pubsub_target(layer: Any) -> tuple[str, str] | None:
+    """(Redis URL, channel prefix) when `layer` is the pub/sub layer on one Redis."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
+    hosts = config.get("hosts") or []
+    if len(hosts) != 1 or not isinstance(hosts[0], str):
+        return None  # sharded or configured by dict: the layer's own group_send knows how
+    return hosts[0], config.get("prefix", "asgi")
+
+
 def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
-    """Deliver consecutive channel events in one hop into async code; outcomes per event."""
+    """Deliver consecutive channel events in one hop; outcomes per event."""
     layer = get_channel_layer()
     if layer is None:
         return [RuntimeError("no channel layer is configured") for _ in events]
     try:
+        target = _pubsub_target(layer)
+        if target is not None:
+            url, prefix = target
+            pipe = _publisher.client(url).pipeline(transaction=False)
+            for event in events:
+                pipe.publish(
+                    f"{prefix}__group__{event.destination}", layer.serialize(_channel_message(event))
+                )
+            pipe.execute()
+            return [None for _ in events]
         if isinstance(layer, InMemoryChannelLayer):
             return async_to_sync(_group_send_each)(layer, events)
         return _sender_loop.run(_group_send_each(layer, events))
@@ -173,35 +221,38 @@ def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
 
 
 def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
-    """Deliver events in order; each one's failure, or None when it went out.
+    """Deliver events; each one's failure, or None when it went out.
 
-    Once a task cannot be published because the broker is unreachable, the batch's later
-    tasks are not tried: each attempt would block for the connection timeout.
+    Channel events go out together; once a task cannot be published because the broker
+    is unreachable, the batch's later tasks are not tried: each attempt would block for
+    the connection timeout.
     """
-    outcomes: list[Exception | None] = []
-    run: list[OutboxEvent] = []
+    outcome: dict[UUID, Exception | None] = {}
+    channel = [e for e in events if e.kind == OutboxEvent.Kind.CHANNEL]
+    if channel:
+        outcome.update(zip([e.id for e in channel], _deliver_channel_run(channel), strict=True))
     broker_error: Exception | None = None
-    for event in [*events, None]:
-        if event is not None and event.kind == OutboxEvent.Kind.CHANNEL:
-            run.append(event)
+    for event in events:
+        if event.kind == OutboxEvent.Kind.CHANNEL:
             continue
-        if run:
-            outcomes += _deliver_channel_run(run)
-            run = []
-        if event is None:
-            break
+        if event.kind != OutboxEvent.Kind.TASK:
+            outcome[event.id] = ValueError(f"unknown outbox event kind {event.kind!r}")
+            continue
         if broker_error is not None:
-            outcomes.append(broker_error)
+            outcome[event.id] = broker_error
             continue
         try:
-            _deliver(event)
+            _publish_task(event)
         except Exception as exc:  # any failure of a destination keeps the event for later
-            outcomes.append(exc)
-            if event.kind == OutboxEvent.Kind.TASK and isinstance(exc, BROKER_UNREACHABLE):
+            outcome[event.id] = exc
+            if isinstance(exc, BROKER_UNREACHABLE):
                 broker_error = exc
         else:
-            outcomes.append(None)
-    return outcomes
+            outcome[event.id] = None
+    return [outcome[e.id] for e in events]
+
+
+# --- recording outcomes ------------------------------------------------------------------------
 
 
 @dataclass
@@ -218,6 +269,9 @@ class RelayResult:
 
 def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 300))
+
+
+FINISHED = (OutboxEvent.Status.DELIVERED.value, OutboxEvent.Status.DEAD.value)
 
 
 def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
@@ -246,19 +300,26 @@ def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
             result.retried += 1
             logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
         failed.append(event)
-    # Rows a relay finished meanwhile are left alone. Written as "not finished" rather than
-    # "status = 'pending'", which would let PostgreSQL scan the partial index of every
-    # pending event (a large backlog after an outage) instead of going by primary key.
-    unfinished = OutboxEvent.objects.exclude(
-        status__in=[OutboxEvent.Status.DELIVERED, OutboxEvent.Status.DEAD]
-    )
     if delivered:
-        # One plain UPDATE for all of them (bulk_update would build a CASE per row).
-        result.delivered = unfinished.filter(id__in=delivered).update(
-            status=OutboxEvent.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1
+        # One UPDATE by primary key for all of them. Rows a relay finished meanwhile are
+        # left alone: "not finished" rather than "status = 'pending'", which would let
+        # PostgreSQL scan the partial index of every pending event (a large backlog after
+        # an outage) instead of going by primary key.
+        ids, params = sql.in_list(OutboxEvent, "id", delivered)
+        result.delivered = sql.rows_update(
+            OutboxEvent,
+            values={
+                "status": OutboxEvent.Status.DELIVERED,
+                "delivered_at": now,
+                "attempts": sql.Raw("attempts + 1"),
+            },
+            where=f"{ids} AND status NOT IN (%s, %s)",
+            params=[*params, *FINISHED],
         )
     if failed:
-        unfinished.bulk_update(failed, ["status", "attempts", "available_at", "last_error"])
+        OutboxEvent.objects.exclude(status__in=FINISHED).bulk_update(
+            failed, ["status", "attempts", "available_at", "last_error"]
+        )
     return result
 
 

@@ -2,18 +2,18 @@
 
 from approvals.models.notification import Notification
 from approvals.models.requests import (
-    DECISIONS,
     OPEN_STATES,
     TITLE_MAX,
     ApprovalRequest,
     Decision,
     RequestRevision,
+    RevisionContent,
+    RouteChange,
     State,
 )
 from approvals.models.types import PolicyVersion, PublishedPolicyError, RequestType, published_policy
 
 __all__ = [
-    "DECISIONS",
     "OPEN_STATES",
     "TITLE_MAX",
     "ApprovalRequest",
@@ -23,6 +23,8 @@ __all__ = [
     "PublishedPolicyError",
     "RequestRevision",
     "RequestType",
+    "RevisionContent",
+    "RouteChange",
     "State",
     "published_policy",
 ]

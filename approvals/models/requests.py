@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, FSMField, transition
 
-from approvals import policies
+from approvals.actions import Action
 from approvals.models.types import PolicyVersion, RequestType
 from approvals.routing import Policy, Stage
-from workflows.models import Handoff, Recipient, TaskSpec, TransitionStep, WorkflowEffects, WorkflowModel
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from approvals.stages import RoutePlan
-
-
-def _permission(check: Callable[[ApprovalRequest, User], bool]) -> Callable[[Any, Any], bool]:
-    """django-fsm types permission callables loosely; ours take a request and a User."""
-    return cast(Callable[[Any, Any], bool], check)
+from workflows.definition import fsm_permission
+from workflows.models import WorkflowModel
 
 
 class State(models.TextChoices):
@@ -36,10 +28,30 @@ class State(models.TextChoices):
 
 
 OPEN_STATES = [State.DRAFT, State.IN_REVIEW, State.CHANGES_REQUESTED]
-DECISIONS = ("approve", "reject", "request_changes")
-COMMENT_REQUIRED = {"reject": "Say why you reject it.", "request_changes": "Say what should change."}
 TITLE_MAX = 200
-STATES = {s.value: s.value for s in State}
+
+
+@dataclass(frozen=True)
+class RevisionContent:
+    """What a request says in one revision."""
+
+    number: int
+    title: str
+    description: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """Where a lifecycle action leaves a request: its state, policy version, stage and the
+    slots filling it, and (on resubmission) its new content. Worked out by the action
+    (approvals.lifecycle) with the row locked; the transition methods only apply it."""
+
+    target: str
+    policy_version: PolicyVersion | None
+    stage_index: int | None
+    stage_slots: list[str] = field(default_factory=list)
+    revision: RevisionContent | None = None
 
 
 class ApprovalRequest(WorkflowModel):
@@ -47,9 +59,10 @@ class ApprovalRequest(WorkflowModel):
 
     The graph is fixed here; the route through review is data: the policy version the
     request was submitted under (`policy_version`), the stage it waits in
-    (`stage_index`), and who fills that stage (`stage_slots`). Transition methods only
-    apply a `RoutePlan` worked out beforehand (approvals.stages) with the row locked; the
-    service does the locking, checks and recording.
+    (`stage_index`), and who fills that stage (`stage_slots`). What each action means —
+    who may take it, what it changes, what follows — is in approvals/lifecycle/ (one
+    module per action, registered for this model in approvals/apps.py); the transition
+    methods here only apply the `RouteChange` it worked out.
     """
 
     request_type = models.ForeignKey(RequestType, on_delete=models.PROTECT, related_name="requests")
@@ -68,8 +81,6 @@ class ApprovalRequest(WorkflowModel):
     stage_slots = models.JSONField(default=list, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-
-    workflow_lock_related = ("request_type", "requester", "policy_version")
 
     class Meta:
         permissions = [
@@ -107,138 +118,92 @@ class ApprovalRequest(WorkflowModel):
 
     # --- the lifecycle (fields only; no I/O) -------------------------------------------
 
-    def _apply(self, plan: RoutePlan) -> str:
-        self.policy_version_id = plan.policy_version_id
-        self.stage_index = plan.stage_index
-        self.stage_slots = plan.stage_slots
-        if plan.revision is not None:
-            self.revision = plan.revision.number
-            self.title = plan.revision.title
-            self.description = plan.revision.description
-            self.payload = plan.revision.payload
-        if plan.target in {State.APPROVED, State.REJECTED}:
+    def _apply(self, change: RouteChange) -> str:
+        self.policy_version = change.policy_version
+        self.stage_index = change.stage_index
+        self.stage_slots = change.stage_slots
+        if change.revision is not None:
+            self.revision = change.revision.number
+            self.title = change.revision.title
+            self.description = change.revision.description
+            self.payload = change.revision.payload
+        if change.target in {State.APPROVED, State.REJECTED}:
             self.decided_at = timezone.now()
-        return plan.target
+        return change.target
 
     @transition(
         field=state,
         source=State.DRAFT,
         target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
-        permission=_permission(policies.may_submit),
+        permission=fsm_permission(Action.SUBMIT),
     )
-    def submit(self, *, plan: RoutePlan) -> str:
+    def submit(self, *, change: RouteChange) -> str:
         self.submitted_at = timezone.now()
-        return self._apply(plan)
+        return self._apply(change)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
-        permission=_permission(policies.may_decide),
+        permission=fsm_permission(Action.APPROVE),
     )
-    def approve(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
+    def approve(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.IN_REVIEW, State.REJECTED),
-        permission=_permission(policies.may_decide),
+        permission=fsm_permission(Action.REJECT),
     )
-    def reject(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
+    def reject(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
     @transition(
         field=state,
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.CHANGES_REQUESTED),
-        permission=_permission(policies.may_decide),
+        permission=fsm_permission(Action.REQUEST_CHANGES),
     )
-    def request_changes(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
+    def request_changes(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
     @transition(
         field=state,
         source=State.CHANGES_REQUESTED,
         target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
-        permission=_permission(policies.is_requester),
+        permission=fsm_permission(Action.RESUBMIT),
     )
-    def resubmit(self, *, plan: RoutePlan) -> str:
+    def resubmit(self, *, change: RouteChange) -> str:
         self.submitted_at = timezone.now()
-        return self._apply(plan)
+        return self._apply(change)
 
     @transition(
         field=state,
         source=OPEN_STATES,
         target=RETURN_VALUE(State.WITHDRAWN),
-        permission=_permission(policies.is_requester),
+        permission=fsm_permission(Action.WITHDRAW),
     )
-    def withdraw(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
+    def withdraw(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
     @transition(
         field=state,
         source=OPEN_STATES,
         target=RETURN_VALUE(State.CANCELLED),
-        permission=_permission(policies.may_cancel),
+        permission=fsm_permission(Action.CANCEL),
     )
-    def cancel(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
+    def cancel(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
     @transition(
         field=state,
         source=[State.IN_REVIEW, State.CHANGES_REQUESTED],
         target=RETURN_VALUE(State.IN_REVIEW, State.CHANGES_REQUESTED, State.APPROVED, State.REJECTED),
-        permission=_permission(policies.may_move_policy),
+        permission=fsm_permission(Action.MOVE_POLICY),
     )
-    def move_policy(self, *, plan: RoutePlan) -> str:
-        return self._apply(plan)
-
-    # --- what the transition service asks of this workflow ----------------------------
-
-    def workflow_prepare(
-        self,
-        *,
-        name: str,
-        actor: User | None,
-        principal: User | None,
-        comment: str,
-        data: dict[str, Any],
-        open_handoffs: list[Handoff],
-    ) -> dict[str, Any]:
-        """Check the input and work out the route change; reads only (see approvals.lifecycle)."""
-        from approvals import lifecycle
-
-        plan = lifecycle.plan_for(
-            self,
-            name=name,
-            actor=actor,
-            principal=principal,
-            comment=comment,
-            data=data,
-            open_handoffs=open_handoffs,
-        )
-        return {"plan": plan}
-
-    def workflow_effects(self, *, step: TransitionStep) -> WorkflowEffects:
-        """Record the decision or revision the plan carries; hand over what it says."""
-        from approvals import lifecycle
-
-        return lifecycle.effects_for(self, step=step)
-
-    def workflow_forbidden_reason(self, *, name: str, principal: User | None) -> str:
-        return policies.forbidden_reason(self, name=name, user=principal)
-
-    def workflow_holder_problem(self, *, user: User) -> str | None:
-        if user.pk == self.requester_id:
-            return "A request cannot be handed to its own requester."
-        return None
-
-    def workflow_audience(self) -> list[Recipient]:
-        return [Recipient(user_id=self.requester_id)]
-
-    def notify_task(self, *, action: str) -> TaskSpec:
-        return TaskSpec(name="approvals.notify_transition", kwargs={"request_id": self.pk, "action": action})
+    def move_policy(self, *, change: RouteChange) -> str:
+        return self._apply(change)
 
 
 class RequestRevision(models.Model):

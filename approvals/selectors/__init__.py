@@ -13,14 +13,12 @@ from approvals.selectors.lists import (
     stage_label,
 )
 from approvals.selectors.request_page import (
-    HISTORY_LABELS,
     STATE_LABELS,
     DiffItem,
     HistoryItem,
     PayloadItem,
     RequestPage,
     RevisionView,
-    actions_available,
     diff_label,
     handoff_request,
     history_item,
@@ -30,12 +28,10 @@ from approvals.selectors.request_page import (
     revision_views,
     value_text,
 )
-from approvals.selectors.route import ROUTE_STARTS, RouteStepView, RouteView, route_marks, route_view
+from approvals.selectors.route import RouteStepView, RouteView, route_marks, route_view
 
 __all__ = [
     "CHANGES_STAGE",
-    "HISTORY_LABELS",
-    "ROUTE_STARTS",
     "STATE_LABELS",
     "DiffItem",
     "HistoryItem",
@@ -46,7 +42,6 @@ __all__ = [
     "RevisionView",
     "RouteStepView",
     "RouteView",
-    "actions_available",
     "diff_label",
     "handoff_request",
     "history_item",

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.utils.safestring import SafeString
-from django_fsm import can_proceed, has_transition_perm
 
 from approvals import policies
+from approvals.actions import action_done
 from approvals.diagrams import lifecycle_svg
+from approvals.lifecycle import ActionOption, action_options
 from approvals.models import OPEN_STATES, ApprovalRequest, Decision, RequestRevision, State
+from approvals.records import RequestRecord, request_record
 from approvals.schemas import field_label, schema_fields
 from approvals.selectors.route import RouteView, route_view
-from approvals.services import ACTIONS
 from workflows.models import AuditEntry, Handoff
 from workflows.permissions import may_claim, may_reassign
 from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
@@ -26,20 +27,6 @@ if TYPE_CHECKING:
 
 
 STATE_LABELS: dict[str, str] = {str(value): str(label) for value, label in State.choices}
-HISTORY_LABELS = {
-    "create": "created",
-    "submit": "submitted",
-    "resubmit": "resubmitted",
-    "approve": "approved",
-    "reject": "rejected",
-    "request_changes": "asked for changes",
-    "withdraw": "withdrew",
-    "cancel": "cancelled",
-    "claim": "claimed",
-    "unclaim": "released",
-    "reassign": "reassigned",
-    "move_policy": "moved to another policy version",
-}
 
 
 def value_text(value: Any) -> str:
@@ -69,6 +56,7 @@ class HistoryItem:
     """One audit entry as the request page shows it: who, when, for whom, from → to, why."""
 
     entry: AuditEntry
+    record: RequestRecord
     verb: str
     source_label: str
     target_label: str
@@ -80,39 +68,35 @@ class HistoryItem:
         return self.entry.source != self.entry.target
 
 
-def _history_notes(data: Mapping[str, Any]) -> tuple[str, ...]:
+def _history_notes(record: RequestRecord) -> tuple[str, ...]:
     notes: list[str] = []
-    decision = data.get("decision")
-    if isinstance(decision, Mapping) and decision.get("stage"):
-        notes.append(f"in stage {decision['stage']}")
-    revision = data.get("revision")
-    if isinstance(revision, Mapping) and revision.get("number"):
-        changed = len(revision.get("diff") or [])
-        notes.append(f"revision {revision['number']} ({changed} change{'' if changed == 1 else 's'})")
-    policy = data.get("policy")
-    if isinstance(policy, Mapping):
+    if record.decision is not None:
+        notes.append(f"in stage {record.decision.stage}")
+    if record.revision is not None and record.revision.number:
+        changed = len(record.revision.diff)
+        notes.append(f"revision {record.revision.number} ({changed} change{'' if changed == 1 else 's'})")
+    if record.policy is not None:
         notes.append("moved to another version of the policy")
-    route = data.get("route")
-    if isinstance(route, Mapping):
-        for met in route.get("met") or []:
-            notes.append(f"stage {met} already met")
-        for skipped in route.get("skipped") or []:
-            if isinstance(skipped, Mapping):
-                notes.append(f"stage {skipped.get('stage')} skipped: {skipped.get('reason')}")
-        if route.get("to"):
-            notes.append(f"now in stage {route['to']}")
-        if route.get("note"):
-            notes.append(str(route["note"]))
+    route = record.route
+    if route is not None:
+        notes += [f"stage {met} already met" for met in route.met]
+        notes += [f"stage {s.stage} skipped: {s.reason}" for s in route.skipped]
+        if route.to:
+            notes.append(f"now in stage {route.to}")
+        if route.note:
+            notes.append(route.note)
     return tuple(notes)
 
 
 def history_item(entry: AuditEntry) -> HistoryItem:
+    record = request_record(entry)
     return HistoryItem(
         entry=entry,
-        verb=HISTORY_LABELS.get(entry.action, entry.action.replace("_", " ")),
+        record=record,
+        verb=action_done(entry.action),
         source_label=STATE_LABELS.get(entry.source, entry.source) if entry.source else "",
         target_label=STATE_LABELS.get(entry.target, entry.target),
-        notes=_history_notes(entry.data if isinstance(entry.data, Mapping) else {}),
+        notes=_history_notes(record),
     )
 
 
@@ -157,7 +141,9 @@ class RequestPage:
     request: ApprovalRequest
     handoffs: list[Handoff]
     history: list[HistoryItem]
-    actions: list[str]
+    # The lifecycle actions the request's state allows, each with whether the viewer may
+    # take it now and, if not, why (approvals.lifecycle.action_options).
+    options: list[ActionOption]
     # Handoffs the viewer may claim / give back to their group from this page.
     claimable: frozenset[int] = frozenset()
     releasable: frozenset[int] = frozenset()
@@ -165,6 +151,11 @@ class RequestPage:
     revisions: list[RevisionView] = field(default_factory=list)
     route: RouteView | None = None
     lifecycle: SafeString | None = None
+
+    @property
+    def actions(self) -> list[str]:
+        """The names of the actions the viewer may take now."""
+        return [o.action.value for o in self.options if o.allowed]
 
     @property
     def holders(self) -> list[Handoff]:
@@ -213,7 +204,9 @@ def request_page(*, request_id: int, user: User) -> RequestPage | None:
         request=request,
         handoffs=handoffs,
         history=[history_item(e) for e in entries],
-        actions=actions_available(request=request, user=user),
+        options=action_options(
+            request=request, user=user, open_handoffs=[h for h in handoffs if h.is_open], decisions=decisions
+        ),
         claimable=frozenset(h.pk for h in handoffs if may_claim(user=user, handoff=h)),
         releasable=frozenset(
             h.pk
@@ -276,13 +269,3 @@ def handoff_request(*, handoff_id: int) -> tuple[Handoff, ApprovalRequest] | Non
         return None
     request = ApprovalRequest.objects.filter(pk=handoff.object_id).first()
     return None if request is None else (handoff, request)
-
-
-def actions_available(*, request: ApprovalRequest, user: User) -> list[str]:
-    """The lifecycle actions `user` could take on `request` now (state and permission)."""
-    found = []
-    for name in ACTIONS:
-        method = getattr(request, name)
-        if can_proceed(method) and has_transition_perm(method, user):
-            found.append(name)
-    return found

@@ -7,15 +7,13 @@ from dataclasses import dataclass, field
 
 from django.utils.safestring import SafeString
 
+from approvals.actions import ROUTE_STARTS, Action
 from approvals.diagrams import StageMark, policy_svg
 from approvals.models import ApprovalRequest, Decision, PolicyVersion, State
+from approvals.records import request_record
+from approvals.route import route_simulate
 from approvals.routing import Policy, PolicyError, condition_explain, condition_holds
-from approvals.stages import route_simulate
 from workflows.models import AuditEntry, Handoff
-
-# The actions that (re-)enter the route from its first stage: what follows them is the
-# request's current way through its policy.
-ROUTE_STARTS = {"submit", "resubmit", "move_policy"}
 
 
 @dataclass(frozen=True)
@@ -76,36 +74,34 @@ def route_marks(
             said.setdefault((decision.stage_name, decision.outcome), []).append(who)
     position: str | None = None
     for entry in entries[starts[-1] :]:
-        data = entry.data if isinstance(entry.data, Mapping) else {}
-        said_now = data.get("decision")
-        if isinstance(said_now, Mapping):
-            stage_name = str(said_now.get("stage", ""))
-            index = index_of.get(stage_name)
-            outcome = said_now.get("stage_outcome")
-            if index is not None and outcome == "met":
+        record = request_record(entry)
+        said_now = record.decision
+        if said_now is not None:
+            index = index_of.get(said_now.stage)
+            if index is not None and said_now.stage_outcome == "met":
                 marks[index] = StageMark(
-                    "met", "approved by " + _names(said.get((stage_name, "approve"), []))
+                    "met", "approved by " + _names(said.get((said_now.stage, "approve"), []))
                 )
-            elif index is not None and outcome == "failed":
+            elif index is not None and said_now.stage_outcome == "failed":
                 marks[index] = StageMark(
-                    "failed", "rejected by " + _names(said.get((stage_name, "reject"), []))
+                    "failed", "rejected by " + _names(said.get((said_now.stage, "reject"), []))
                 )
-            elif index is not None and said_now.get("outcome") == "request_changes":
-                asked = _names(said.get((stage_name, "request_changes"), []))
+            elif index is not None and said_now.outcome == Action.REQUEST_CHANGES:
+                asked = _names(said.get((said_now.stage, "request_changes"), []))
                 marks[index] = StageMark("", f"changes asked by {asked}" if asked else "changes asked")
-        route = data.get("route")
-        if isinstance(route, Mapping):
-            for skipped in route.get("skipped") or []:
-                index = index_of.get(str(skipped.get("stage", ""))) if isinstance(skipped, Mapping) else None
+        route = record.route
+        if route is not None:
+            for skipped in route.skipped:
+                index = index_of.get(skipped.stage)
                 if index is not None:
-                    marks[index] = StageMark("skipped", str(skipped.get("reason", "")))
-            for met in route.get("met") or []:
-                index = index_of.get(str(met))
+                    marks[index] = StageMark("skipped", skipped.reason)
+            for met in route.met:
+                index = index_of.get(met)
                 if index is not None:
                     marks[index] = StageMark("met", "met by earlier approvals")
-            position = route.get("to") or None
-        if entry.action in {"withdraw", "cancel"} and position in index_of:
-            verb = "withdrawn" if entry.action == "withdraw" else "cancelled"
+            position = route.to
+        if entry.action in {Action.WITHDRAW, Action.CANCEL} and position in index_of:
+            verb = "withdrawn" if entry.action == Action.WITHDRAW else "cancelled"
             marks[index_of[position]] = StageMark("", f"{verb} here")
     if request.state == State.IN_REVIEW and request.stage_index is not None:
         stage = policy.stages[request.stage_index]

@@ -18,6 +18,7 @@ from django.utils.html import escape
 
 from approvals.models import ApprovalRequest
 from tests.approvals.conftest import ROLES, World
+from tests.factories import RequestTypeFactory
 from workflows.models import AuditEntry, OutboxEvent
 
 
@@ -320,8 +321,6 @@ def test_new_request_form_errors_name_the_field(
 @pytest.mark.django_db
 def test_a_type_the_requester_may_not_submit_is_refused_and_not_listed(world: World) -> None:
     # given a type closed to requesters
-    from tests.factories import RequestTypeFactory
-
     closed = RequestTypeFactory.create(slug="secret", name="Secret", open_to_requesters=False)
     client = world.client("requester")
     # when the requester lists the types, then it is not offered
@@ -342,8 +341,6 @@ def test_a_type_the_requester_may_not_submit_is_refused_and_not_listed(world: Wo
 @pytest.mark.parametrize("slug", ["nope", "retired"])
 def test_an_unknown_or_retired_type_answers_404(world: World, slug: str) -> None:
     # given a retired (inactive) type the requester could once submit
-    from tests.factories import RequestTypeFactory
-
     RequestTypeFactory.create(slug="retired", name="Retired", is_active=False)
     # when the requester opens the form of an unknown or retired type
     response = world.client("requester").get(reverse("approvals:request_new_of_type", args=[slug]))

@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.core import mail
 from django.utils import timezone
 
+from accounts.models import Delegation, Team, TeamMembership
 from approvals.models import Decision, Notification, RequestRevision
 from approvals.notifications import notify_transition
 from approvals.services import request_create
@@ -29,6 +30,7 @@ from tests.approvals.policy_world import (
 )
 from tests.factories import publish_policy
 from workflows import errors
+from workflows.audit import audit_verify
 from workflows.models import AuditEntry, Handoff, OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -288,8 +290,6 @@ def test_content_legal_vetoes(world):
 
 def test_a_decision_on_someones_behalf_records_both_people(world):
     # given owen is out of office and has delegated his work to alex
-    from accounts.models import Delegation
-
     Delegation.objects.create(delegator=world["owen"], delegate=world["alex"], reason="holiday")
     req = world.submit("access")
     # when alex approves on owen's behalf
@@ -448,8 +448,6 @@ def test_the_requesters_manager_approves(world):
 
 def test_the_managers_of_the_requesters_teams_approve(world):
     # given a type whose one stage is the requester's team managers, and rita in two teams
-    from accounts.models import Team, TeamMembership
-
     other = Team.objects.create(slug="events", name="Events")
     TeamMembership.objects.create(team=other, user=world["rita"])
     TeamMembership.objects.create(team=other, user=world["carl"], is_manager=True)
@@ -591,8 +589,6 @@ def test_the_requester_never_approves_their_own_request_even_in_the_approver_gro
 
 def test_the_requester_never_decides_through_a_delegation(world):
     # given lena (legal) delegated her work to alex, and alex submits a content publication
-    from accounts.models import Delegation
-
     Delegation.objects.create(delegator=world["lena"], delegate=world["alex"])
     req = world.submit("content", requester="alex")
     world.act(req, "approve", "eddie")
@@ -609,8 +605,6 @@ def test_the_requester_never_decides_through_a_delegation(world):
 
 def test_nobody_decides_on_behalf_of_the_requester(world):
     # given rita delegated her work to eddie
-    from accounts.models import Delegation
-
     Delegation.objects.create(delegator=world["rita"], delegate=world["eddie"])
     req = world.submit("content")
     before = snapshot(req)
@@ -691,8 +685,6 @@ def test_not_twice_in_one_stage_even_when_the_policy_allows_more(world):
 @pytest.mark.parametrize("delegate_first", [True, False])
 def test_a_delegate_cannot_satisfy_a_quorum_twice(world, delegate_first):
     # given quinn delegated her work to pat, both on the purchase committee
-    from accounts.models import Delegation
-
     Delegation.objects.create(delegator=world["quinn"], delegate=world["pat"])
     req = world.submit("purchase")
     # when pat decides for himself and then for quinn (or the other way round)
@@ -730,8 +722,6 @@ def test_an_approver_of_another_stage_cannot_decide_now(world):
 
 
 def test_the_audit_trail_has_one_entry_per_change_and_verifies(world):
-    from workflows.audit import audit_verify
-
     req = world.submit("expense", amount=20000)
     world.act(req, "approve", "maria")
     world.act(req, "request_changes", "fiona", comment="Receipt?")
@@ -781,8 +771,6 @@ def test_a_stand_ins_reject_ends_the_request(world):
 
 def test_an_approval_that_would_leave_a_quorum_out_of_reach_is_refused_not_a_rejection(world):
     # given a committee where all 3 must agree, and quinn delegated her work to pat
-    from accounts.models import Delegation
-
     purchase = world.types["purchase"]
     document = purchase.current_policy.document
     publish_policy(

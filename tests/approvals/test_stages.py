@@ -7,10 +7,12 @@ from django.contrib.auth.models import Permission
 
 from accounts.models import Team, TeamMembership
 from accounts.roles import APPROVERS, MANAGERS, REQUESTERS
+from approvals.models import ApprovalRequest
 from approvals.publishing import policy_simulate
+from approvals.route import escalation_slots, stage_slots, users_who_may_decide
 from approvals.routing import Stage, policy_parse
-from approvals.stages import escalation_slots, stage_slots, users_who_may_decide
 from tests.factories import GroupFactory, UserFactory
+from workflows.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -187,9 +189,6 @@ def test_the_simulated_route_says_when_nobody_could_approve(people):
 
 
 def test_simulating_writes_nothing(people):
-    from approvals.models import ApprovalRequest
-    from workflows.models import AuditEntry
-
     policy = policy_parse({"stages": [{"name": "s", "approvers": {"groups": ["finance"]}}]})
     policy_simulate(policy=policy, payload={}, requester=people["rita"])
     assert ApprovalRequest.objects.count() == 0

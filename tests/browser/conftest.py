@@ -76,7 +76,7 @@ def _celery_to_memory() -> Iterator[None]:
     The filesystem broker of the embedded mode lives in var/, shared with a developer's
     running instance, whose worker would pick these tasks up against another database.
     """
-    from config.celery import app as celery_app
+    from config.celery import app as celery_app  # noqa: PLC0415  (the app this fixture reconfigures)
 
     app: Any = celery_app  # the pools below are private attributes, absent from the stubs
     saved = {"broker_url": app.conf.broker_url, "broker_transport_options": app.conf.broker_transport_options}
@@ -99,7 +99,8 @@ def live_server_url(
     transactional_db: None, settings: Any, _async_unsafe_allowed: None, _celery_to_memory: None
 ) -> Iterator[str]:
     """Serve config.asgi.application on a free port from a thread; stop it afterwards."""
-    import config.asgi
+    # Imported once the test database exists: the ASGI module sets Django up on import.
+    import config.asgi  # noqa: PLC0415
 
     # Serve static files from the source folders (the collected copy in var/ may be stale).
     settings.WHITENOISE_USE_FINDERS = True

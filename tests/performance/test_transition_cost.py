@@ -18,14 +18,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from approvals import policies
+from accounts.models import User
 from approvals.models import ApprovalRequest
 from approvals.services import request_act
 from tests.factories import GroupFactory, make_request
+from workflows.definition import action_allowed
 from workflows.models import OutboxEvent
 from workflows.outbox import RelayResult, outbox_relay_once
 from workflows.permissions import user_group_ids
-from workflows.services import _field_values, _fields_to_save
+from workflows.services import field_values as _field_values
+from workflows.services import fields_to_save as _fields_to_save
 
 pytestmark = pytest.mark.django_db
 
@@ -68,17 +70,17 @@ def test_the_instance_a_transition_returns_answers_permission_checks_afresh(
 ):
     # given a request in review, which its approver may decide
     request = make_request(requester=requester, request_type=request_type)
-    assert policies.may_decide(request, approver)
+    assert action_allowed(instance=request, name="approve", user=approver)
 
     # when the approver asks for changes
     result = request_act(request_id=request.pk, action="request_changes", actor=approver, comment="a quote")
 
     # then the returned instance no longer offers a decision: no stale list of the
     # handoffs the check saw during the transition is left on it
-    assert not policies.may_decide(result.instance, approver)
+    assert not action_allowed(instance=result.instance, name="approve", user=approver)
     # and once resubmitted, the review handoff it reopened counts again
     again = request_act(request_id=request.pk, action="resubmit", actor=requester)
-    assert policies.may_decide(again.instance, approver)
+    assert action_allowed(instance=again.instance, name="approve", user=approver)
 
 
 def test_a_transition_updates_only_the_columns_it_changed(requester, approver, request_type):
@@ -252,19 +254,21 @@ def test_a_push_finds_its_rows_by_key_alone_whatever_the_backlog(
     assert "workflows_outboxevent_pkey" in plan, plan
 
 
-def test_group_ids_come_from_the_memberships_alone_also_for_a_lazy_request_user(approver, approver_group):
+def test_permissions_and_group_ids_come_in_one_query_also_for_a_lazy_request_user(approver, approver_group):
     # given an approver in two groups, as a view sees them: request.user, a lazy object
     other = GroupFactory.create(name="other")
     approver.groups.add(other)
-    lazy = SimpleLazyObject(lambda: approver)
+    fresh = User.objects.get(pk=approver.pk)
+    lazy = SimpleLazyObject(lambda: fresh)
 
-    # when their group ids are asked for
+    # when their group ids and a role permission are asked for
     with CaptureQueriesContext(connection) as captured:
         ids = user_group_ids(lazy)
+        may_decide = lazy.has_perm("approvals.decide_approvalrequest")
 
-    # then they are all their groups, read from the membership table without a join
+    # then they are all their groups, and their role's permission, read in one query
     assert approver_group.pk in ids
     assert other.pk in ids
     assert ids == set(approver.groups.values_list("id", flat=True))
-    (sql,) = [q["sql"] for q in captured.captured_queries]
-    assert "JOIN" not in sql.upper(), sql
+    assert may_decide
+    assert len(captured.captured_queries) == 1, [q["sql"] for q in captured.captured_queries]

@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from tests.factories import make_request
-from tests.testapp.models import TICKET_CHANGED_TASK, Ticket
+from tests.testapp.models import Ticket
+from tests.testapp.workflow import TICKET_CHANGED_TASK
 from tests.workflows.support import audit_column_set, audit_entry_remove, db_snapshot
 from workflows import errors
 from workflows.audit import GENESIS, audit_verify

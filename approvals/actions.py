@@ -1,0 +1,111 @@
+"""Every action on a request, by name, with the words people read for it.
+
+The one list of action names: pages, notifications, policies, the lifecycle and the API
+use these members, never bare strings. What each lifecycle action means (its checks,
+its route change, its effects) is in approvals/lifecycle/, found from the same name.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Action(models.TextChoices):
+    """Value: the name recorded in the audit trail. Label: the button."""
+
+    CREATE = "create", "Create"
+    SUBMIT = "submit", "Submit for review"
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    REQUEST_CHANGES = "request_changes", "Ask for changes"
+    RESUBMIT = "resubmit", "Resubmit"
+    WITHDRAW = "withdraw", "Withdraw"
+    CANCEL = "cancel", "Cancel request"
+    MOVE_POLICY = "move_policy", "Move to another policy version"
+    CLAIM = "claim", "Claim"
+    UNCLAIM = "unclaim", "Release"
+    REASSIGN = "reassign", "Reassign"
+
+    @property
+    def done(self) -> str:
+        """What the history says someone did: 'approved', 'asked for changes'."""
+        return _DONE[self]
+
+    @property
+    def news(self) -> str:
+        """How a mail reports it of the request: 'was approved', 'needs changes'."""
+        return _NEWS.get(self, f"had '{self.label}'")
+
+    @property
+    def comment_required(self) -> str:
+        """Why a comment must go with it, or '' when none is needed."""
+        return _COMMENT_REQUIRED.get(self, "")
+
+    @property
+    def is_decision(self) -> bool:
+        return self in DECISIONS
+
+    @property
+    def is_irreversible(self) -> bool:
+        """Pages confirm these before they are sent."""
+        return self in {Action.REJECT, Action.WITHDRAW, Action.CANCEL}
+
+    @classmethod
+    def named(cls, name: str) -> Action | None:
+        try:
+            return cls(name)
+        except ValueError:
+            return None
+
+
+DECISIONS = (Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES)
+# The lifecycle actions a person takes on a request's page (or through the API), in the
+# order they are offered. Moving a request between policy versions is an administrator's
+# step of its own (approvals.publishing); claims and reassignments change holders only.
+OFFERED = (
+    Action.SUBMIT,
+    Action.APPROVE,
+    Action.REJECT,
+    Action.REQUEST_CHANGES,
+    Action.RESUBMIT,
+    Action.WITHDRAW,
+    Action.CANCEL,
+)
+# The actions that (re-)enter the route from its first stage: what follows them is the
+# request's current way through its policy.
+ROUTE_STARTS = (Action.SUBMIT, Action.RESUBMIT, Action.MOVE_POLICY)
+
+_DONE = {
+    Action.CREATE: "created",
+    Action.SUBMIT: "submitted",
+    Action.APPROVE: "approved",
+    Action.REJECT: "rejected",
+    Action.REQUEST_CHANGES: "asked for changes",
+    Action.RESUBMIT: "resubmitted",
+    Action.WITHDRAW: "withdrew",
+    Action.CANCEL: "cancelled",
+    Action.MOVE_POLICY: "moved to another policy version",
+    Action.CLAIM: "claimed",
+    Action.UNCLAIM: "released",
+    Action.REASSIGN: "reassigned",
+}
+_NEWS = {
+    Action.SUBMIT: "was submitted for review",
+    Action.RESUBMIT: "was resubmitted after changes",
+    Action.APPROVE: "was approved",
+    Action.REJECT: "was rejected",
+    Action.REQUEST_CHANGES: "needs changes",
+    Action.WITHDRAW: "was withdrawn",
+    Action.CANCEL: "was cancelled",
+    Action.MOVE_POLICY: "was moved to another version of its policy",
+}
+_COMMENT_REQUIRED = {
+    Action.REJECT: "Say why you reject it.",
+    Action.REQUEST_CHANGES: "Say what should change.",
+}
+
+
+def action_done(name: str) -> str:
+    """The history's verb for an audit entry's action name (also for names not listed)."""
+    action = Action.named(name)
+    return action.done if action is not None else name.replace("_", " ")

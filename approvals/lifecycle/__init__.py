@@ -1,0 +1,130 @@
+"""What each lifecycle action of a request means: one home per action, found by its name.
+
+    submit.py   Action.SUBMIT, Action.RESUBMIT
+    decide.py   Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES
+    close.py    Action.WITHDRAW, Action.CANCEL
+    move.py     Action.MOVE_POLICY
+    base.py     the facts every action reads, and the effects they share
+
+Each action says who may take it (`allowed`, and `refusal`: why not, in a sentence),
+what it changes (`prepare`: input checked, separation of duties, the route worked out
+by approvals.route) and what follows (`effects`: handoffs, the decision or revision row,
+the audit record, the notification task). The transition service
+(workflows.services.transition) calls them with the request's row locked; the django-fsm
+graph on ApprovalRequest says from which states each may be taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django_fsm import can_proceed
+
+from approvals.actions import OFFERED, Action
+from approvals.lifecycle.base import RequestAction, RequestFacts, RequestStep
+from approvals.lifecycle.close import Cancel, Withdraw
+from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestChanges, through_handoff
+from approvals.lifecycle.move import MovePolicy, move_plan
+from approvals.lifecycle.submit import Resubmit, Submit, revision_diff
+from approvals.models import ApprovalRequest, Decision, RequestRevision
+from workflows.definition import Step, Workflow
+from workflows.models import Handoff, Recipient
+
+if TYPE_CHECKING:
+    from django.db import models
+
+    from accounts.models import User
+
+
+class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
+    model = ApprovalRequest
+    actions = {
+        a.name: a
+        for a in (
+            Submit(),
+            Resubmit(),
+            Approve(),
+            Reject(),
+            RequestChanges(),
+            Withdraw(),
+            Cancel(),
+            MovePolicy(),
+        )
+    }
+    lock_related = ("request_type", "requester", "policy_version")
+
+    def facts(self, instance: ApprovalRequest, *, open_handoffs: list[Handoff]) -> RequestFacts:
+        return RequestFacts(open_handoffs=open_handoffs, request=instance)
+
+    def created(self, instance: ApprovalRequest, *, actor: User | None) -> list[models.Model]:
+        """The first revision: what the request said when it was made."""
+        return [
+            RequestRevision(
+                request=instance,
+                number=1,
+                title=instance.title,
+                description=instance.description,
+                payload=instance.payload,
+                created_by_id=instance.requester_id,
+            )
+        ]
+
+    def holder_problem(self, instance: ApprovalRequest, *, user: User) -> str | None:
+        if user.pk == instance.requester_id:
+            return "A request cannot be handed to its own requester."
+        return None
+
+    def audience(self, instance: ApprovalRequest) -> list[Recipient]:
+        return [Recipient(user_id=instance.requester_id)]
+
+
+LIFECYCLE = RequestLifecycle()
+
+
+@dataclass(frozen=True)
+class ActionOption:
+    """One lifecycle action as a person sees it on a request: whether they can take it
+    now and, where the state allows it but they may not, why not."""
+
+    action: Action
+    allowed: bool
+    reason: str = ""
+
+
+def action_options(
+    *,
+    request: ApprovalRequest,
+    user: User,
+    open_handoffs: list[Handoff],
+    decisions: list[Decision] | None = None,
+) -> list[ActionOption]:
+    """Every offered action the request's state allows, each with whether `user` may take
+    it and the refusal they would get. The same checks the service runs, on the facts
+    given (the page's own reads); the request's decisions are read once if not given."""
+    facts = RequestFacts(open_handoffs=open_handoffs, request=request, loaded=decisions)
+    options = []
+    for action in OFFERED:
+        if not can_proceed(getattr(request, action.value)):
+            continue
+        handler = LIFECYCLE.actions[action.value]
+        step: RequestStep = Step(instance=request, name=action.value, actor=user, principal=user, facts=facts)
+        allowed = user.is_active and handler.allowed(step)
+        options.append(
+            ActionOption(action=action, allowed=allowed, reason="" if allowed else handler.refusal(step))
+        )
+    return options
+
+
+__all__ = [
+    "CHANGES_STAGE",
+    "LIFECYCLE",
+    "ActionOption",
+    "RequestAction",
+    "RequestFacts",
+    "RequestLifecycle",
+    "action_options",
+    "move_plan",
+    "revision_diff",
+    "through_handoff",
+]

@@ -1,0 +1,175 @@
+"""Submit and resubmit: a requester sends a request (again) into its route.
+
+Who may: the requester — to submit, also someone allowed to submit requests of the type.
+
+What it does: submission routes a draft from the first stage of the type's current,
+published policy, with its payload checked against the type's schema; the request keeps
+that policy version. Resubmission (after a change request) records a new revision with
+what changed and routes it again from the first stage of the version it follows;
+approvals of earlier revisions count again only where the policy carries them over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Subquery
+
+from approvals.actions import Action
+from approvals.lifecycle.base import RequestAction, RequestStep, inactive_refusal
+from approvals.models import (
+    TITLE_MAX,
+    ApprovalRequest,
+    PolicyVersion,
+    RequestRevision,
+    RequestType,
+    RevisionContent,
+)
+from approvals.policies import is_requester, may_submit_type
+from approvals.records import RevisionRecord
+from approvals.route import RoutePlan, entry_change, route_enter
+from approvals.schemas import payload_errors
+from workflows import errors
+
+if TYPE_CHECKING:
+    from approvals.models import RouteChange
+
+RESUBMIT_FIELDS = ("title", "description", "payload")
+
+
+def current_policy(request: ApprovalRequest) -> PolicyVersion:
+    """The published policy version new submissions of the request's type follow, as the
+    database says now (one query; never a type object read before a new version was published)."""
+    current = RequestType.objects.filter(pk=request.request_type_id).values("current_policy_id")
+    version = PolicyVersion.objects.filter(
+        pk=Subquery(current), status=PolicyVersion.Status.PUBLISHED
+    ).first()
+    if version is None:
+        message = f"{request.request_type} has no published approval policy yet; ask an administrator."
+        raise errors.InvalidInput(message, field_errors={"request_type": [message]})
+    return version
+
+
+def route_from_start(
+    step: RequestStep, *, version: PolicyVersion, payload: Mapping[str, Any], revision: int
+) -> RoutePlan:
+    """(Re-)enter the route of `version` from its first stage with `payload` as `revision`."""
+    request = step.instance
+    policy = version.policy
+    entry = route_enter(
+        request=request, policy=policy, payload=payload, revision=revision, decisions=step.facts.decisions
+    )
+    if entry.failed:
+        # Only approvals carried over count at (re)submission; a stage they leave out of
+        # reach (its people already spoke for someone else) is no verdict on the request.
+        assert entry.index is not None
+        message = (
+            f"Stage '{policy.stages[entry.index].name}' of the {request.request_type} policy can no longer "
+            "be met by the people left to decide it. Ask an administrator."
+        )
+        raise errors.TransitionNotAllowed(message)
+    change, specs, route = entry_change(entry=entry, policy=policy, version=version)
+    return RoutePlan(change=change, close=list(step.facts.open_handoffs), open=specs, route=route)
+
+
+class Submit(RequestAction):
+    action = Action.SUBMIT
+
+    def allowed(self, step: RequestStep) -> bool:
+        user = step.principal
+        return (
+            user is not None
+            and is_requester(step.instance, user)
+            and may_submit_type(user, step.instance.request_type)
+        )
+
+    def refusal(self, step: RequestStep) -> str:
+        user = step.principal
+        inactive = inactive_refusal(user)
+        if inactive or user is None:
+            return inactive or ""
+        if step.instance.requester_id == user.pk:
+            return f"You may not submit {step.instance.request_type} requests."
+        return "Only the requester can do this."
+
+    def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
+        request = step.instance
+        version = current_policy(request)
+        problems = payload_errors(schema=request.request_type.payload_schema, payload=request.payload)
+        if problems:
+            raise errors.InvalidInput("Some fields need attention.", field_errors=problems)
+        step.plan = route_from_start(
+            step, version=version, payload=request.payload, revision=request.revision
+        )
+        return {"change": step.plan.change}
+
+
+class Resubmit(RequestAction):
+    """Takes `title`, `description` and `payload` (each optional: what is left out stays)."""
+
+    action = Action.RESUBMIT
+
+    def allowed(self, step: RequestStep) -> bool:
+        return step.principal is not None and is_requester(step.instance, step.principal)
+
+    def refusal(self, step: RequestStep) -> str:
+        return inactive_refusal(step.principal) or "Only the requester can do this."
+
+    def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
+        request, data = step.instance, step.data
+        assert step.actor is not None
+        field_errors: dict[str, list[str]] = {}
+        for name in sorted(set(data) - set(RESUBMIT_FIELDS)):
+            field_errors[name] = ["This field cannot be changed on resubmission."]
+        title = request.title
+        if "title" in data:
+            title = str(data["title"] or "").strip()
+            if not title:
+                field_errors["title"] = ["A title is required."]
+            elif len(title) > TITLE_MAX:
+                field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(title)})."]
+        description = str(data.get("description") or "") if "description" in data else request.description
+        payload = data.get("payload", request.payload)
+        field_errors.update(payload_errors(schema=request.request_type.payload_schema, payload=payload))
+        if field_errors:
+            raise errors.InvalidInput("The resubmission is invalid.", field_errors=field_errors)
+        version = request.policy_version
+        assert version is not None
+        number = request.revision + 1
+        diff = revision_diff(
+            before={"title": request.title, "description": request.description, "payload": request.payload},
+            after={"title": title, "description": description, "payload": payload},
+        )
+        plan = route_from_start(step, version=version, payload=payload, revision=number)
+        content = RevisionContent(number=number, title=title, description=description, payload=payload)
+        plan.change = dataclasses.replace(plan.change, revision=content)
+        plan.rows = [
+            RequestRevision(
+                request=request,
+                number=number,
+                title=title,
+                description=description,
+                payload=payload,
+                diff=diff,
+                created_by=step.actor,
+            )
+        ]
+        plan.revision = RevisionRecord(number=number, diff=tuple(diff))
+        step.plan = plan
+        return {"change": plan.change}
+
+
+def revision_diff(*, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changed between two revisions: title, description and each payload field."""
+    changes = [
+        {"field": name, "before": before[name], "after": after[name]}
+        for name in ("title", "description")
+        if before[name] != after[name]
+    ]
+    old, new = before["payload"] or {}, after["payload"] or {}
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            changes.append({"field": f"payload.{key}", "before": old.get(key), "after": new.get(key)})
+    return changes

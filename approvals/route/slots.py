@@ -1,0 +1,133 @@
+"""Who fills a stage ("slots"): each named user, each named group (any member may speak
+for it) and each manager, one slot apiece; for a quorum, groups are opened up into their
+members, because a quorum counts people. The requester is never among them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+from accounts.models import TeamMembership, User
+from approvals.route.plan import Slot
+from approvals.routing import Stage
+from workflows.models import HandoffSpec
+
+DECIDE_PERMISSION = ("approvals", "decide_approvalrequest")
+# The slots of a stage handed to its escalation target start with this: the stand-in
+# decides the stage alone (see stand_in_rule), whatever its rule asked of the approvers.
+STAND_IN = "stand-in:"
+
+
+def users_who_may_decide(user_ids: Iterable[int]) -> set[int]:
+    """Of these active users, those holding the decide permission (own, group, superuser)."""
+    ids = set(user_ids)
+    if not ids:
+        return set()
+    app_label, codename = DECIDE_PERMISSION
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+    query = Q(is_superuser=True)
+    if permission is not None:
+        query |= Q(user_permissions=permission) | Q(groups__permissions=permission)
+    return set(User.objects.filter(query, pk__in=ids, is_active=True).values_list("pk", flat=True).distinct())
+
+
+def _team_managers(requester: User) -> list[User]:
+    teams = TeamMembership.objects.filter(user=requester).values("team_id")
+    memberships = (
+        TeamMembership.objects.filter(team_id__in=teams, is_manager=True)
+        .exclude(user=requester)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return [m.user for m in memberships]
+
+
+def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
+    """The slots of `stage` for a request by `requester`: active people who may decide
+    (never the requester) and the named groups."""
+    people: list[User] = []
+    if stage.approvers.users:
+        by_name = {
+            u.username: u for u in User.objects.filter(username__in=stage.approvers.users, is_active=True)
+        }
+        people += [by_name[name] for name in stage.approvers.users if name in by_name]
+    if stage.approvers.requester_manager and requester.manager_id is not None:
+        manager = User.objects.filter(pk=requester.manager_id, is_active=True).first()
+        if manager is not None:
+            people.append(manager)
+    if stage.approvers.team_manager:
+        people += _team_managers(requester)
+    groups = list(Group.objects.filter(name__in=stage.approvers.groups)) if stage.approvers.groups else []
+    groups.sort(key=lambda g: stage.approvers.groups.index(g.name))
+    members_by_group: dict[int, list[User]] = {g.pk: [] for g in groups}
+    if groups and stage.rule == "quorum":
+        # Only a quorum counts people: other rules give each group one place, whoever is in it.
+        memberships = (
+            User.groups.through.objects.filter(group_id__in=members_by_group, user__is_active=True)
+            .exclude(user_id=requester.pk)
+            .select_related("user")
+        )
+        for membership in memberships:
+            members_by_group[membership.group_id].append(membership.user)
+    everyone = {p.pk for p in people} | {m.pk for ms in members_by_group.values() for m in ms}
+    deciders = users_who_may_decide(everyone)
+
+    slots: list[Slot] = []
+    seen: set[str] = set()
+
+    def add(slot: Slot) -> None:
+        if slot.key not in seen:
+            seen.add(slot.key)
+            slots.append(slot)
+
+    for person in people:
+        if person.pk != requester.pk and person.pk in deciders:
+            add(Slot(key=f"user:{person.pk}", user=person))
+    for group in groups:
+        members = sorted(
+            (m for m in members_by_group[group.pk] if m.pk in deciders), key=lambda m: m.username
+        )
+        if stage.rule == "quorum":
+            for member in members:
+                add(Slot(key=f"user:{member.pk}", user=member))
+        else:
+            # A group's place stands even while it has nobody who may decide: people join
+            # groups while requests wait, and the stage's SLA escalates meanwhile.
+            add(Slot(key=f"group:{group.pk}", group=group))
+    return slots
+
+
+def escalation_slots(stage: Stage, *, requester: User) -> list[Slot]:
+    """The stand-in for a stage nobody (or too few) could approve: its escalation target."""
+    target = stage.escalate_to
+    if target is None:
+        return []
+    if target.user:
+        user = User.objects.filter(username=target.user, is_active=True).exclude(pk=requester.pk).first()
+        return [Slot(key=f"{STAND_IN}user:{user.pk}", user=user)] if user is not None else []
+    group = Group.objects.filter(name=target.group).first()
+    return [Slot(key=f"{STAND_IN}group:{group.pk}", group=group)] if group is not None else []
+
+
+def stand_in_rule(stage: Stage, slot_keys: Iterable[str]) -> Stage:
+    """The rule a stage is decided by: its own, or 'any one' when its escalation target
+    stands in. A stand-in is one person or one group: a quorum of 3 handed to them
+    could otherwise never be met, and their approval would count as a failure."""
+    if any(key.startswith(STAND_IN) for key in slot_keys):
+        return dataclasses.replace(stage, rule="any", quorum=None)
+    return stage
+
+
+def too_few(stage: Stage, slots: list[Slot]) -> bool:
+    """Whether `slots` cannot decide `stage`: nobody, or fewer people than its quorum."""
+    return not slots or (stage.rule == "quorum" and bool(stage.quorum) and len(slots) < (stage.quorum or 0))
+
+
+def handoff_specs(stage: Stage, slots: list[Slot]) -> list[HandoffSpec]:
+    """A handoff per slot, due the stage's SLA after it opens."""
+    return [
+        HandoffSpec(user=s.user, group=s.group, stage=stage.name, slot=s.key, due_in=stage.sla) for s in slots
+    ]

@@ -1,0 +1,24 @@
+"""The engine's tables: the abstract workflow model, handoffs, the audit trail, the outbox.
+
+Nothing here changes state on its own: `workflows.services` is the one writer.
+"""
+
+from workflows.models.audit import AppendOnlyError, AuditEntry, AuditEntryQuerySet
+from workflows.models.base import HandoffSpec, Recipient, TaskSpec, WorkflowEffects, WorkflowModel
+from workflows.models.handoffs import Handoff, HandoffQuerySet
+from workflows.models.outbox import IdempotencyKey, OutboxEvent
+
+__all__ = [
+    "AppendOnlyError",
+    "AuditEntry",
+    "AuditEntryQuerySet",
+    "Handoff",
+    "HandoffQuerySet",
+    "HandoffSpec",
+    "IdempotencyKey",
+    "OutboxEvent",
+    "Recipient",
+    "TaskSpec",
+    "WorkflowEffects",
+    "WorkflowModel",
+]

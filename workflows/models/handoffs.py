@@ -1,0 +1,102 @@
+"""Handoffs: who holds a workflow item now."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class HandoffQuerySet(models.QuerySet["Handoff"]):
+    def open(self) -> HandoffQuerySet:
+        return self.filter(closed_at__isnull=True)
+
+    def for_instance(self, instance: models.Model) -> HandoffQuerySet:
+        return self.filter(
+            content_type=ContentType.objects.get_for_model(instance), object_id=str(instance.pk)
+        )
+
+
+class Handoff(models.Model):
+    """Who holds a workflow item now: a user, and/or a candidate group whose members may claim it.
+
+    A handoff is opened and closed, never re-pointed: reassigning closes this one (reason
+    'reassigned', `replaced_by` set) and opens another, so the table is its own history.
+    """
+
+    class CloseReason(models.TextChoices):
+        DONE = "done", "Done"
+        REASSIGNED = "reassigned", "Reassigned"
+        SUPERSEDED = "superseded", "No longer needed"
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
+    object_id = models.CharField(max_length=64)
+    stage = models.CharField(max_length=100, blank=True)
+    # The place in the workflow this handoff fills (e.g. one approver of a stage); a
+    # successor made by reassignment fills the same place.
+    slot = models.CharField(max_length=100, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="handoffs_held",
+    )
+    candidate_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
+    )
+    due_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaces"
+    )
+
+    objects = HandoffQuerySet.as_manager()
+
+    class Meta:
+        permissions = [("reassign_handoff", "Can reassign handoffs of other people")]
+        indexes = [
+            # The inbox: open handoffs held by a user / offered unclaimed to a group, in order.
+            models.Index(
+                fields=["assignee", "id"],
+                condition=Q(closed_at__isnull=True),
+                name="handoff_open_by_assignee",
+            ),
+            models.Index(
+                fields=["candidate_group", "id"],
+                condition=Q(closed_at__isnull=True, assignee__isnull=True),
+                name="handoff_open_by_group",
+            ),
+            models.Index(fields=["content_type", "object_id"], name="handoff_by_instance"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(assignee__isnull=False) | Q(candidate_group__isnull=False),
+                name="handoff_has_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        holder = self.assignee or self.candidate_group
+        return f"{self.content_type.app_label}.{self.content_type.model}:{self.object_id} → {holder}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    def holder_label(self) -> str:
+        if self.assignee_id and self.candidate_group_id:
+            return f"{self.assignee} (from {self.candidate_group})"
+        return str(self.assignee or self.candidate_group)
