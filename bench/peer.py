@@ -12,7 +12,7 @@ under its own settings, bench/peer_settings.py (the embedded defaults plus `view
 It drops and re-creates the database `baton_peer` (`--database`), migrates it (Baton's apps
 and Viewflow's), seeds it without timing, and uses Redis db 12 (`--redis-url`) as Baton's
 channel layer (channels-redis) and Celery broker; afterwards it purges the Celery queue and
-the channel-layer keys it wrote there.
+removes the keys it wrote there (channel layer, kombu's bindings).
 
 What exactly is compared, in the same run, on the same PostgreSQL server, each side by
 `--workers` processes (not threads: the GIL would serialise threads), each worker with its
@@ -624,14 +624,18 @@ def _verify(*, request_type_id: int, expected: dict[str, int]) -> list[str]:
 
 
 def _purge_redis(redis_url: str) -> tuple[int, int]:
-    """Empty the Celery queue and remove the channel-layer keys the bench wrote."""
+    """Empty the Celery queue and remove the channel-layer keys and kombu's bindings the bench wrote."""
     import redis
 
     from config.celery import app
 
     purged = app.control.purge()
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{CHANNEL_PREFIX}*", count=1000))
+    keys = [
+        key
+        for pattern in (f"{CHANNEL_PREFIX}*", "_kombu.binding*")
+        for key in client.scan_iter(match=pattern, count=1000)
+    ]
     if keys:
         client.delete(*keys)
     client.close()
@@ -769,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = {"baton": baton.done + 2, "viewflow": viewflow.done + 2}
     problems += _verify(request_type_id=seed.request_type_id, expected=expected)
     purged, keys = _purge_redis(args.redis_url)
-    print(f"  celery: {purged} task messages were in the broker (purged); {keys} channel-layer keys removed")
+    print(f"  celery: {purged} task messages were in the broker (purged); {keys} Redis keys removed")
     if purged < expected["baton"]:
         problems.append(
             f"celery: {purged} task messages in the broker, expected at least {expected['baton']}"
