@@ -7,8 +7,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | sha1sum | cut -c1-12)
+# Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench relay clean
+.PHONY: run test lint format bench bench-peer relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,15 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.transitions
+
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
+# Baton beside Viewflow on PostgreSQL + Redis; options: make bench-peer BENCH_ARGS="--seconds 6 --check"
+bench-peer: $(BENCH_STAMP)
+	$(BIN)/python -m bench.peer $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts
