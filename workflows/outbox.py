@@ -18,6 +18,8 @@ layer itself); any other layer gets one `group_send` per event.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import os
 import threading
@@ -25,17 +27,18 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import redis
 from asgiref.sync import async_to_sync
 from celery import current_app
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from kombu import serialization
 from kombu.exceptions import OperationalError
 
 from workflows import sql
@@ -120,6 +123,43 @@ def _publish_task(event: OutboxEvent) -> None:
     current_app.send_task(event.destination, kwargs=event.payload.get("kwargs", {}), task_id=str(event.id))
 
 
+def _redis_broker() -> str | None:
+    """The broker's URL when it is a Redis whose default queue takes every task."""
+    url = str(current_app.conf.broker_url or "")
+    if not url.startswith(("redis://", "rediss://")) or current_app.conf.task_routes:
+        return None
+    return url
+
+
+def _task_message(event: OutboxEvent) -> bytes:
+    """What kombu's Redis transport LPUSHes for this task on the default queue: Celery's
+    own protocol-2 message (`amqp.as_task_v2`), serialised by kombu, in the envelope of
+    kombu's virtual transport (tests/integration: a real worker runs it)."""
+    task_id = str(event.id)  # the event id is the task id: a task delivered twice can tell
+    message = current_app.amqp.as_task_v2(
+        task_id, event.destination, args=(), kwargs=event.payload.get("kwargs", {})
+    )
+    content_type, encoding, body = serialization.dumps(
+        message.body, serializer=current_app.conf.task_serializer
+    )
+    raw = body if isinstance(body, bytes) else body.encode(encoding or "utf-8")
+    envelope = {
+        "body": base64.b64encode(raw).decode("ascii"),
+        "content-encoding": encoding,
+        "content-type": content_type,
+        "headers": message.headers,
+        "properties": {
+            **message.properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": current_app.conf.task_default_queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid4()),
+        },
+    }
+    return json.dumps(envelope).encode("utf-8")
+
+
 # --- channel events ------------------------------------------------------------------------
 
 
@@ -184,6 +224,8 @@ class _Publisher:
 
 
 _publisher = _Publisher()
+# Checks group names as every channel layer does (the pub/sub layer's group_send does not).
+_NAMES = BaseChannelLayer()
 
 
 def _pubsub_target(layer: Any) -> tuple[str, str] | None:
@@ -197,22 +239,60 @@ def _pubsub_target(layer: Any) -> tuple[str, str] | None:
     return hosts[0], config.get("prefix", "asgi")
 
 
+def _publish_pipelined(
+    *, url: str, channel: list[tuple[OutboxEvent, str, bytes]], tasks: list[OutboxEvent]
+) -> list[Exception | None]:
+    """PUBLISH channel messages and, where the broker is this same Redis, LPUSH task
+    messages: one round trip for all. A task whose message cannot be built fails alone;
+    a Redis failure fails them all. Outcomes: channel events first, then tasks."""
+    outcomes: list[Exception | None] = [None] * (len(channel) + len(tasks))
+    pipe = _publisher.client(url).pipeline(transaction=False)
+    queued = []
+    for index, (_, key, message) in enumerate(channel):
+        pipe.publish(key, message)
+        queued.append(index)
+    for offset, event in enumerate(tasks, start=len(channel)):
+        try:
+            body = _task_message(event)
+        except Exception as exc:  # this task's own fault: recorded for it alone
+            outcomes[offset] = exc
+            continue
+        pipe.lpush(current_app.conf.task_default_queue, body)
+        queued.append(offset)
+    if queued:
+        try:
+            pipe.execute()
+        except Exception as exc:  # Redis itself failed: every queued event with it
+            # As kombu reports an unreachable broker, so tasks say what failed them.
+            broker_error = OperationalError(str(exc))
+            for index in queued:
+                outcomes[index] = exc if index < len(channel) else broker_error
+    return outcomes
+
+
+def _pubsub_messages(
+    layer: Any, prefix: str, events: list[OutboxEvent]
+) -> tuple[list[tuple[OutboxEvent, str, bytes]], dict[UUID, Exception]]:
+    """Each channel event as the pub/sub layer publishes it: (event, Redis channel, bytes);
+    and the events the layer would refuse (a bad group name, an unserialisable message)."""
+    ready, refused = [], {}
+    for event in events:
+        try:
+            _NAMES.require_valid_group_name(event.destination)
+            ready.append(
+                (event, f"{prefix}__group__{event.destination}", layer.serialize(_channel_message(event)))
+            )
+        except Exception as exc:  # this event's own fault: recorded for it alone
+            refused[event.id] = exc
+    return ready, refused
+
+
 def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
-    """Deliver consecutive channel events in one hop; outcomes per event."""
+    """Deliver channel events through a layer that only speaks asyncio; outcomes per event."""
     layer = get_channel_layer()
     if layer is None:
         return [RuntimeError("no channel layer is configured") for _ in events]
     try:
-        target = _pubsub_target(layer)
-        if target is not None:
-            url, prefix = target
-            pipe = _publisher.client(url).pipeline(transaction=False)
-            for event in events:
-                pipe.publish(
-                    f"{prefix}__group__{event.destination}", layer.serialize(_channel_message(event))
-                )
-            pipe.execute()
-            return [None for _ in events]
         if isinstance(layer, InMemoryChannelLayer):
             return async_to_sync(_group_send_each)(layer, events)
         return _sender_loop.run(_group_send_each(layer, events))
@@ -220,24 +300,12 @@ def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
         return [exc for _ in events]
 
 
-def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
-    """Deliver events; each one's failure, or None when it went out.
-
-    Channel events go out together; once a task cannot be published because the broker
-    is unreachable, the batch's later tasks are not tried: each attempt would block for
-    the connection timeout.
-    """
+def _publish_tasks(tasks: list[OutboxEvent]) -> dict[UUID, Exception | None]:
+    """Publish task events through Celery, one by one. Once the broker is unreachable the
+    rest are not tried: each attempt would block for the connection timeout."""
     outcome: dict[UUID, Exception | None] = {}
-    channel = [e for e in events if e.kind == OutboxEvent.Kind.CHANNEL]
-    if channel:
-        outcome.update(zip([e.id for e in channel], _deliver_channel_run(channel), strict=True))
     broker_error: Exception | None = None
-    for event in events:
-        if event.kind == OutboxEvent.Kind.CHANNEL:
-            continue
-        if event.kind != OutboxEvent.Kind.TASK:
-            outcome[event.id] = ValueError(f"unknown outbox event kind {event.kind!r}")
-            continue
+    for event in tasks:
         if broker_error is not None:
             outcome[event.id] = broker_error
             continue
@@ -249,6 +317,41 @@ def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
                 broker_error = exc
         else:
             outcome[event.id] = None
+    return outcome
+
+
+def _deliver_each(events: list[OutboxEvent]) -> list[Exception | None]:
+    """Deliver events; each one's failure, or None when it went out.
+
+    With the pub/sub layer on Redis, channel events (and task events, where the broker is
+    that same Redis) go out in one pipelined round trip; otherwise channel events go out
+    together through the layer and tasks one by one through Celery.
+    """
+    outcome: dict[UUID, Exception | None] = {}
+    channel = [e for e in events if e.kind == OutboxEvent.Kind.CHANNEL]
+    tasks = [e for e in events if e.kind == OutboxEvent.Kind.TASK]
+    for event in events:
+        if event.kind not in (OutboxEvent.Kind.CHANNEL, OutboxEvent.Kind.TASK):
+            outcome[event.id] = ValueError(f"unknown outbox event kind {event.kind!r}")
+    layer = get_channel_layer() if channel else None
+    target = _pubsub_target(layer) if layer is not None else None
+    broker = _redis_broker()
+    if target is not None:
+        url, prefix = target
+        ready, refused = _pubsub_messages(layer, prefix, channel)
+        outcome.update(refused)
+        piped = tasks if broker == url else []
+        results = _publish_pipelined(url=url, channel=ready, tasks=piped)
+        outcome.update(zip([e.id for e, _, _ in ready] + [t.id for t in piped], results, strict=True))
+        tasks = [t for t in tasks if t not in piped]
+    elif channel:
+        outcome.update(zip([e.id for e in channel], _deliver_channel_run(channel), strict=True))
+    if tasks and broker is not None:
+        outcome.update(
+            zip([t.id for t in tasks], _publish_pipelined(url=broker, channel=[], tasks=tasks), strict=True)
+        )
+        tasks = []
+    outcome.update(_publish_tasks(tasks))
     return [outcome[e.id] for e in events]
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from approvals.actions import Action
 from approvals.models import ApprovalRequest, Decision, State
 from approvals.route import RoutePlan
+from workflows import sql
 from workflows.definition import Action as WorkflowAction
 from workflows.definition import Facts, Step
 from workflows.models import TaskSpec, WorkflowEffects
@@ -34,7 +35,9 @@ class RequestFacts(Facts):
             if request is None or request.pk is None or request.state == State.DRAFT:
                 self.loaded = []
             else:
-                self.loaded = list(Decision.objects.filter(request_id=request.pk).order_by("id"))
+                self.loaded = sql.rows_select(
+                    Decision, where="request_id = %s", params=[request.pk], order_by="id"
+                )
         return self.loaded
 
 

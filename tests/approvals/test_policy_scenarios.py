@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core import mail
 from django.utils import timezone
 
@@ -29,6 +27,7 @@ from tests.approvals.policy_world import (
     trail,
 )
 from tests.factories import publish_policy
+from tests.listening import channel_listen, channel_receive
 from workflows import errors
 from workflows.audit import audit_verify
 from workflows.models import AuditEntry, Handoff, OutboxEvent
@@ -195,9 +194,7 @@ def test_purchase_needs_two_of_three_and_the_third_is_told_their_handoff_closed(
     assert world.act(req, "approve", "pat").instance.state == "in_review"
     assert holders(req) == [("committee", "quinn"), ("committee", "rosa")]
     # and a receiver listening on rosa's inbox
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(f"inbox.user.{rosa.pk}", channel)
+    channel = channel_listen(f"inbox.user.{rosa.pk}")
     # when quinn approves
     with django_capture_on_commit_callbacks(execute=True):
         result = world.act(req, "approve", "quinn")
@@ -209,7 +206,7 @@ def test_purchase_needs_two_of_three_and_the_third_is_told_their_handoff_closed(
     assert closed == {world["quinn"].pk: "done", rosa.pk: "superseded"}
     # and a live event went to rosa's inbox
     assert OutboxEvent.objects.filter(destination=f"inbox.user.{rosa.pk}", payload__action="approve").exists()
-    message = async_to_sync(layer.receive)(channel)
+    (message,) = channel_receive(channel, count=1)
     assert message["event"]["ref"] == req.workflow_ref()
     assert message["event"]["action"] == "approve"
     # and the notification of this change reaches her (and the requester), not quinn who acted

@@ -8,7 +8,6 @@ test fails, and ports are found free at run time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -17,21 +16,19 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, connections
 
 from config.celery import app as celery_app
+from tests.listening import channel_collect, channel_listen
 
 REPO = Path(settings.BASE_DIR)
 VENV_BIN = REPO / ".venv" / "bin"
@@ -62,16 +59,11 @@ def port_open(port: int) -> bool:
 
 
 def redis_layer_config(url: str, *, prefix: str) -> dict[str, Any]:
-    """CHANNEL_LAYERS pointing at the Redis at `url` (same capacity as production)."""
+    """CHANNEL_LAYERS pointing at the Redis at `url`, as production configures them."""
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [url],
-                "capacity": settings.CHANNEL_CAPACITY,
-                "expiry": 60,
-                "prefix": prefix,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": prefix},
         }
     }
 
@@ -252,44 +244,18 @@ def celery_queue_task_ids(client: redis.Redis, queue: str = "celery") -> list[st
 
 @dataclass
 class ChannelReceiver:
-    """A plain channel on the current channel layer that joins groups and collects messages.
+    """A channel on the current channel layer that joins groups and collects messages, as
+    a connected browser's would (see tests/listening.py)."""
 
-    A plain name (no '!') is read straight from Redis, so it can be read from any thread
-    or event loop, unlike a process-local channel.
-    """
-
-    name: str = field(default_factory=lambda: f"integration-receiver.{uuid.uuid4().hex}")
+    name: str = ""
 
     def join(self, groups: list[str]) -> None:
-        layer = get_channel_layer()
-        assert layer is not None
-
-        async def add() -> None:
-            for group in groups:
-                await layer.group_add(group, self.name)
-
-        async_to_sync(add)()
+        self.name = channel_listen(*groups)
 
     def receive(self, *, expected: int, timeout: float, linger: float = 0.5) -> list[dict[str, Any]]:
         """Collect messages until `expected` arrived (or `timeout`), then wait `linger`
         seconds more, so that a duplicate or an extra message would show up too."""
-        layer = get_channel_layer()
-        assert layer is not None
-
-        async def collect() -> list[dict[str, Any]]:
-            messages: list[dict[str, Any]] = []
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                wait = linger if len(messages) >= expected else remaining
-                if wait <= 0:
-                    return messages
-                try:
-                    messages.append(await asyncio.wait_for(layer.receive(self.name), wait))
-                except TimeoutError:
-                    return messages
-
-        return async_to_sync(collect)()
+        return channel_collect(self.name, expected=expected, timeout=timeout, linger=linger)
 
 
 @pytest.fixture

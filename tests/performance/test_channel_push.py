@@ -1,5 +1,6 @@
 """The after-commit push sends a run of channel events in one hop and still records each
-event's outcome on its own, on the in-memory layer and on Redis."""
+event's outcome on its own: on the in-memory layer, on Redis's pub/sub layer (one
+pipelined round trip, production) and on channels-redis's core layer (one lasting loop)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from tests.listening import channel_listen, channel_receive
 from workflows.models import OutboxEvent
 from workflows.outbox import channel_event, outbox_write
 
@@ -78,8 +81,14 @@ def assert_only_the_bad_event_waits(events: list[OutboxEvent], received: list[di
     assert {m["event"]["id"] for m in received} == {str(first.id), str(third.id)}
 
 
-def test_one_undeliverable_event_fails_alone_on_the_in_memory_layer(django_capture_on_commit_callbacks):
+IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def test_one_undeliverable_event_fails_alone_on_the_in_memory_layer(
+    settings, django_capture_on_commit_callbacks
+):
     # given someone listening to two groups on the in-memory layer of this process
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
     channel = listen("perf.first", "perf.third")
 
     # when a transaction writes three channel events, the middle one to an impossible group
@@ -90,10 +99,36 @@ def test_one_undeliverable_event_fails_alone_on_the_in_memory_layer(django_captu
 
 
 @pytest.mark.integration
+def test_one_undeliverable_event_fails_alone_on_redis_pubsub_in_one_pipeline(
+    settings, django_capture_on_commit_callbacks
+):
+    # given the Redis pub/sub layer (production's) and someone listening to two groups on it
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": f"perf-{uuid.uuid4().hex[:8]}"},
+        }
+    }
+    channel = channel_listen("perf.first", "perf.third")
+
+    # when a transaction writes three channel events, the middle one to an impossible group
+    with CaptureQueriesContext(connection) as captured:
+        events = push_three(django_capture_on_commit_callbacks)
+
+    # then the two others went out, received through the layer itself, and only the middle
+    # one waits for the relay, saying why
+    assert_only_the_bad_event_waits(events, channel_receive(channel, count=2))
+    # and the push marked them delivered in one statement after the insert
+    outbox = [q["sql"] for q in captured.captured_queries if "workflows_outboxevent" in q["sql"]]
+    assert [s.split()[0] for s in outbox[:2]] == ["INSERT", "UPDATE"]
+
+
+@pytest.mark.integration
 def test_one_undeliverable_event_fails_alone_on_redis_over_one_lasting_loop(
     settings, django_capture_on_commit_callbacks
 ):
-    # given the Redis channel layer and someone listening to two groups on it
+    # given channels-redis's core layer (for installations that configure it) and someone
+    # listening to two groups on it
     settings.CHANNEL_LAYERS = redis_layer(f"perf-{uuid.uuid4().hex[:8]}")
     channel = listen("perf.first", "perf.third")
 

@@ -3,16 +3,14 @@ reading what reached the Celery broker."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 
 from approvals.models import ApprovalRequest
 from config.celery import app as celery_app
+from tests import listening
 from tests.testapp.models import Ticket
 from workflows.models import AuditEntry, Handoff, IdempotencyKey, OutboxEvent
 
@@ -67,38 +65,8 @@ def audit_entry_remove(entry_id: int) -> None:
 
 # --- the channel layer -------------------------------------------------------------------
 
-
-def channel_listen(*groups: str) -> str:
-    """A real channel on the configured layer, added to `groups`; returns its name."""
-    layer = get_channel_layer()
-    assert layer is not None
-
-    async def join() -> str:
-        name: str = await layer.new_channel()
-        for group in groups:
-            await layer.group_add(group, name)
-        return name
-
-    return async_to_sync(join)()
-
-
-def channel_receive(
-    channel: str, *, count: int, timeout: float = 2.0, quiet: float = 0.2
-) -> list[dict[str, Any]]:
-    """Receive `count` messages (failing after `timeout` for any one), then check that no
-    further message arrives within `quiet` seconds."""
-    layer = get_channel_layer()
-    assert layer is not None
-
-    async def drain() -> list[dict[str, Any]]:
-        received = [await asyncio.wait_for(layer.receive(channel), timeout) for _ in range(count)]
-        try:
-            extra = await asyncio.wait_for(layer.receive(channel), quiet)
-        except TimeoutError:
-            return received
-        raise AssertionError(f"an unexpected extra message arrived: {extra}")
-
-    return async_to_sync(drain)()
+channel_listen = listening.channel_listen
+channel_receive = listening.channel_receive
 
 
 # --- the Celery broker -------------------------------------------------------------------
