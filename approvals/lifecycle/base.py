@@ -29,15 +29,21 @@ class RequestFacts(Facts):
 
     @property
     def decisions(self) -> list[Decision]:
-        """Every decision on the request, in the order they were taken."""
+        """The decisions on the request that can still count, in the order they were
+        taken: those of its current revision, and the approvals of earlier ones where its
+        policy carries approvals over (approvals.route.counting decides which count where)."""
         if self.loaded is None:
             request = self.request
             if request is None or request.pk is None or request.state == State.DRAFT:
                 self.loaded = []
             else:
-                self.loaded = sql.rows_select(
-                    Decision, where="request_id = %s", params=[request.pk], order_by="id"
-                )
+                policy = request.policy
+                where = "request_id = %s AND (revision = %s"
+                params: list[object] = [request.pk, request.revision]
+                if policy is not None and policy.carry_over_approvals:
+                    where += " OR outcome = %s"
+                    params.append(Decision.Outcome.APPROVE.value)
+                self.loaded = sql.rows_select(Decision, where=where + ")", params=params, order_by="id")
         return self.loaded
 
 
