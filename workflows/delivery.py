@@ -1,0 +1,280 @@
+"""How outbox events reach their destinations: Channels groups and Celery tasks.
+
+With channels-redis's pub/sub layer on one Redis (production), a push publishes all of
+its channel messages exactly as the layer's own `group_send` would (the layer's
+serialisation, to '<prefix>__group__<group>') and, where the Celery broker is that same
+Redis, LPUSHes the task messages Celery itself builds, in kombu's envelope: one pipelined
+round trip on a connection this process keeps. Otherwise channel events go out through
+the layer's `group_send` and tasks through Celery's `send_task`. Each event's outcome is
+returned on its own (workflows.outbox records them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import redis
+from asgiref.sync import async_to_sync
+from celery import current_app
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+from kombu import serialization
+from kombu.exceptions import OperationalError
+
+from workflows.models import OutboxEvent
+
+_T = TypeVar("_T")
+
+RELAY_MESSAGE_TYPE = "relay.event"
+# What kombu raises when the broker cannot be reached (as opposed to one bad task).
+BROKER_UNREACHABLE = (OperationalError, ConnectionError, OSError, TimeoutError)
+
+
+def _channel_message(event: OutboxEvent) -> dict[str, Any]:
+    return {"type": RELAY_MESSAGE_TYPE, "event": {"id": str(event.id), **event.payload}}
+
+
+def _publish_task(event: OutboxEvent) -> None:
+    """Publish one task event to the Celery broker. Raises on failure."""
+    # The event id is the task id, so a task delivered twice can tell.
+    current_app.send_task(event.destination, kwargs=event.payload.get("kwargs", {}), task_id=str(event.id))
+
+
+def _redis_broker() -> str | None:
+    """The broker's URL when it is a Redis whose default queue takes every task."""
+    url = str(current_app.conf.broker_url or "")
+    if not url.startswith(("redis://", "rediss://")) or current_app.conf.task_routes:
+        return None
+    return url
+
+
+def _task_message(event: OutboxEvent) -> bytes:
+    """What kombu's Redis transport LPUSHes for this task on the default queue: Celery's
+    own protocol-2 message (`amqp.as_task_v2`), serialised by kombu, in the envelope of
+    kombu's virtual transport (tests/integration: a real worker runs it)."""
+    task_id = str(event.id)  # the event id is the task id: a task delivered twice can tell
+    message = current_app.amqp.as_task_v2(
+        task_id, event.destination, args=(), kwargs=event.payload.get("kwargs", {})
+    )
+    content_type, encoding, body = serialization.dumps(
+        message.body, serializer=current_app.conf.task_serializer
+    )
+    raw = body if isinstance(body, bytes) else body.encode(encoding or "utf-8")
+    envelope = {
+        "body": base64.b64encode(raw).decode("ascii"),
+        "content-encoding": encoding,
+        "content-type": content_type,
+        "headers": message.headers,
+        "properties": {
+            **message.properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": current_app.conf.task_default_queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid4()),
+        },
+    }
+    return json.dumps(envelope).encode("utf-8")
+
+
+# --- channel events ------------------------------------------------------------------------
+
+
+async def _group_send_each(layer: Any, events: list[OutboxEvent]) -> list[Exception | None]:
+    """Send channel events one after the other on one event loop; each one's failure, or None."""
+    outcomes: list[Exception | None] = []
+    for event in events:
+        try:
+            await layer.group_send(event.destination, _channel_message(event))
+        except Exception as exc:  # recorded per event, as for any destination
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+class _SenderLoop:
+    """One long-lived event loop per process, in a daemon thread, for a layer that only
+    speaks asyncio (e.g. channels-redis's core layer): its connections stay open between
+    pushes instead of a new loop and connection per push."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._running()).result()
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # A forked child inherits the loop object but not its thread: start its own.
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="outbox-channel-sender", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_sender_loop = _SenderLoop()
+
+
+class _Publisher:
+    """A synchronous Redis connection per process for the pub/sub layer's messages.
+
+    Publishes what `RedisPubSubChannelLayer.group_send` publishes (the layer's own
+    serialisation, to '<prefix>__group__<group>'), all of one push in one pipeline.
+    """
+
+    def __init__(self) -> None:
+        self._client: redis.Redis | None = None
+        self._key: tuple[int, str] = (0, "")
+
+    def client(self, url: str) -> redis.Redis:
+        key = (os.getpid(), url)
+        if self._client is None or self._key != key:
+            self._client = redis.Redis.from_url(
+                url, socket_connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT, socket_timeout=5
+            )
+            self._key = key
+        return self._client
+
+
+_publisher = _Publisher()
+# Checks group names as every channel layer does (the pub/sub layer's group_send does not).
+_NAMES = BaseChannelLayer()
+
+
+def _pubsub_target(layer: Any) -> tuple[str, str] | None:
+    """(Redis URL, channel prefix) when `layer` is the pub/sub layer on one Redis."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
+    hosts = config.get("hosts") or []
+    if len(hosts) != 1 or not isinstance(hosts[0], str):
+        return None  # sharded or configured by dict: the layer's own group_send knows how
+    return hosts[0], config.get("prefix", "asgi")
+
+
+def _publish_pipelined(
+    *, url: str, channel: list[tuple[OutboxEvent, str, bytes]], tasks: list[OutboxEvent]
+) -> list[Exception | None]:
+    """PUBLISH channel messages and, where the broker is this same Redis, LPUSH task
+    messages: one round trip for all. A task whose message cannot be built fails alone;
+    a Redis failure fails them all. Outcomes: channel events first, then tasks."""
+    outcomes: list[Exception | None] = [None] * (len(channel) + len(tasks))
+    pipe = _publisher.client(url).pipeline(transaction=False)
+    queued = []
+    for index, (_, key, message) in enumerate(channel):
+        pipe.publish(key, message)
+        queued.append(index)
+    for offset, event in enumerate(tasks, start=len(channel)):
+        try:
+            body = _task_message(event)
+        except Exception as exc:  # this task's own fault: recorded for it alone
+            outcomes[offset] = exc
+            continue
+        pipe.lpush(current_app.conf.task_default_queue, body)
+        queued.append(offset)
+    if queued:
+        try:
+            pipe.execute()
+        except Exception as exc:  # Redis itself failed: every queued event with it
+            # As kombu reports an unreachable broker, so tasks say what failed them.
+            broker_error = OperationalError(str(exc))
+            for index in queued:
+                outcomes[index] = exc if index < len(channel) else broker_error
+    return outcomes
+
+
+def _pubsub_messages(
+    layer: Any, prefix: str, events: list[OutboxEvent]
+) -> tuple[list[tuple[OutboxEvent, str, bytes]], dict[UUID, Exception]]:
+    """Each channel event as the pub/sub layer publishes it: (event, Redis channel, bytes);
+    and the events the layer would refuse (a bad group name, an unserialisable message)."""
+    ready, refused = [], {}
+    for event in events:
+        try:
+            _NAMES.require_valid_group_name(event.destination)
+            ready.append(
+                (event, f"{prefix}__group__{event.destination}", layer.serialize(_channel_message(event)))
+            )
+        except Exception as exc:  # this event's own fault: recorded for it alone
+            refused[event.id] = exc
+    return ready, refused
+
+
+def _deliver_channel_run(events: list[OutboxEvent]) -> list[Exception | None]:
+    """Deliver channel events through a layer that only speaks asyncio; outcomes per event."""
+    layer = get_channel_layer()
+    if layer is None:
+        return [RuntimeError("no channel layer is configured") for _ in events]
+    try:
+        if isinstance(layer, InMemoryChannelLayer):
+            return async_to_sync(_group_send_each)(layer, events)
+        return _sender_loop.run(_group_send_each(layer, events))
+    except Exception as exc:  # the hop itself failed: every event of the run failed with it
+        return [exc for _ in events]
+
+
+def _publish_tasks(tasks: list[OutboxEvent]) -> dict[UUID, Exception | None]:
+    """Publish task events through Celery, one by one. Once the broker is unreachable the
+    rest are not tried: each attempt would block for the connection timeout."""
+    outcome: dict[UUID, Exception | None] = {}
+    broker_error: Exception | None = None
+    for event in tasks:
+        if broker_error is not None:
+            outcome[event.id] = broker_error
+            continue
+        try:
+            _publish_task(event)
+        except Exception as exc:  # any failure of a destination keeps the event for later
+            outcome[event.id] = exc
+            if isinstance(exc, BROKER_UNREACHABLE):
+                broker_error = exc
+        else:
+            outcome[event.id] = None
+    return outcome
+
+
+def events_deliver(events: list[OutboxEvent]) -> list[Exception | None]:
+    """Deliver events; each one's failure, or None when it went out.
+
+    With the pub/sub layer on Redis, channel events (and task events, where the broker is
+    that same Redis) go out in one pipelined round trip; otherwise channel events go out
+    together through the layer and tasks one by one through Celery.
+    """
+    outcome: dict[UUID, Exception | None] = {}
+    channel = [e for e in events if e.kind == OutboxEvent.Kind.CHANNEL]
+    tasks = [e for e in events if e.kind == OutboxEvent.Kind.TASK]
+    for event in events:
+        if event.kind not in (OutboxEvent.Kind.CHANNEL, OutboxEvent.Kind.TASK):
+            outcome[event.id] = ValueError(f"unknown outbox event kind {event.kind!r}")
+    layer = get_channel_layer() if channel else None
+    target = _pubsub_target(layer) if layer is not None else None
+    broker = _redis_broker()
+    if target is not None:
+        url, prefix = target
+        ready, refused = _pubsub_messages(layer, prefix, channel)
+        outcome.update(refused)
+        piped = tasks if broker == url else []
+        results = _publish_pipelined(url=url, channel=ready, tasks=piped)
+        outcome.update(zip([e.id for e, _, _ in ready] + [t.id for t in piped], results, strict=True))
+        tasks = [t for t in tasks if t not in piped]
+    elif channel:
+        outcome.update(zip([e.id for e in channel], _deliver_channel_run(channel), strict=True))
+    if tasks and broker is not None:
+        outcome.update(
+            zip([t.id for t in tasks], _publish_pipelined(url=broker, channel=[], tasks=tasks), strict=True)
+        )
+        tasks = []
+    outcome.update(_publish_tasks(tasks))
+    return [outcome[e.id] for e in events]
