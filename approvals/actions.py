@@ -21,6 +21,8 @@ class Action(models.TextChoices):
     RESUBMIT = "resubmit", "Resubmit"
     WITHDRAW = "withdraw", "Withdraw"
     CANCEL = "cancel", "Cancel request"
+    COMPLETE = "complete", "Mark the task done"
+    HAND_BACK = "hand_back", "Cannot be done"
     MOVE_POLICY = "move_policy", "Move to another policy version"
     CLAIM = "claim", "Claim"
     UNCLAIM = "unclaim", "Release"
@@ -48,7 +50,7 @@ class Action(models.TextChoices):
     @property
     def is_irreversible(self) -> bool:
         """Pages confirm these before they are sent."""
-        return self in {Action.REJECT, Action.WITHDRAW, Action.CANCEL}
+        return self in {Action.REJECT, Action.WITHDRAW, Action.CANCEL, Action.HAND_BACK}
 
     @classmethod
     def named(cls, name: str) -> Action | None:
@@ -67,10 +69,13 @@ OFFERED = (
     Action.APPROVE,
     Action.REJECT,
     Action.REQUEST_CHANGES,
+    Action.COMPLETE,
+    Action.HAND_BACK,
     Action.RESUBMIT,
     Action.WITHDRAW,
     Action.CANCEL,
 )
+TASK_ACTIONS = (Action.COMPLETE, Action.HAND_BACK)
 # The actions that (re-)enter the route from its first stage: what follows them is the
 # request's current way through its policy.
 ROUTE_STARTS = (Action.SUBMIT, Action.RESUBMIT, Action.MOVE_POLICY)
@@ -84,6 +89,8 @@ _DONE = {
     Action.RESUBMIT: "resubmitted",
     Action.WITHDRAW: "withdrew",
     Action.CANCEL: "cancelled",
+    Action.COMPLETE: "completed a task",
+    Action.HAND_BACK: "handed a task back",
     Action.MOVE_POLICY: "moved to another policy version",
     Action.CLAIM: "claimed",
     Action.UNCLAIM: "released",
@@ -97,11 +104,14 @@ _NEWS = {
     Action.REQUEST_CHANGES: "needs changes",
     Action.WITHDRAW: "was withdrawn",
     Action.CANCEL: "was cancelled",
+    Action.COMPLETE: "had a task completed",
+    Action.HAND_BACK: "had a task handed back",
     Action.MOVE_POLICY: "was moved to another version of its policy",
 }
 _COMMENT_REQUIRED = {
     Action.REJECT: "Say why you reject it.",
     Action.REQUEST_CHANGES: "Say what should change.",
+    Action.HAND_BACK: "Say why it cannot be done.",
 }
 
 

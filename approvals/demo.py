@@ -47,6 +47,10 @@ DEMO_PEOPLE = [
     ("procurement", "rosa", "Rosa", "Procurement", [REQUESTERS, APPROVERS], ["procurement"], False, False),
     ("editor", "eddie", "Eddie", "Editor", [REQUESTERS, APPROVERS], ["editors"], False, False),
     ("legal", "lena", "Lena", "Legal", [REQUESTERS, APPROVERS], ["legal"], False, False),
+    ("finance (pays)", "felix", "Felix", "Finance", [REQUESTERS, APPROVERS], ["finance"], False, False),
+    ("IT (tasks)", "ivan", "Ivan", "IT", [REQUESTERS], ["it"], False, False),
+    ("facilities (tasks)", "faye", "Faye", "Facilities", [REQUESTERS], ["facilities"], False, False),
+    ("HR (tasks)", "hana", "Hana", "HR", [REQUESTERS], ["hr"], False, False),
 ]
 
 
@@ -135,6 +139,14 @@ def _demo_requests(people: dict[str, User]) -> None:
         title="Standing desks",
         payload={"vendor": "Desk & Co", "amount": 3600, "items": "Six standing desks"},
     )
+    hire = request_create(
+        requester=rita,
+        request_type=types["onboarding"],
+        title="Onboarding: Sam Lee",
+        payload={"employee": "Sam Lee", "starts_on": "2026-12-14", "job_title": "Support engineer"},
+    )
+    # The hiring manager said yes: IT, facilities and HR now each have their part to do.
+    request_act(request_id=hire.pk, action="approve", actor=maria, comment="Welcome aboard.")
     request_create(
         requester=rita,
         request_type=types["content"],

@@ -148,6 +148,39 @@ class PolicyMoveRecord:
 
 
 @dataclass(frozen=True)
+class TaskRecord:
+    """A task stage done (with the outputs it handed on) or handed back (to `target`:
+    the requester, not_fulfilled, or the earlier task stage to redo). The note or the
+    reason is the entry's comment."""
+
+    stage: str
+    outcome: str
+    outputs: Mapping[str, Any] | None = None
+    target: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"stage": self.stage, "outcome": self.outcome}
+        if self.outputs is not None:
+            data["outputs"] = dict(self.outputs)
+        if self.target:
+            data["target"] = self.target
+        return data
+
+    @classmethod
+    def read(cls, raw: Any) -> TaskRecord | None:
+        data = _mapping(raw)
+        if not data.get("stage"):
+            return None
+        outputs = data.get("outputs")
+        return cls(
+            stage=str(data["stage"]),
+            outcome=str(data.get("outcome") or ""),
+            outputs=outputs if isinstance(outputs, Mapping) else None,
+            target=str(data.get("target") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """Everything one audit entry of a request says, typed."""
 
@@ -156,6 +189,7 @@ class RequestRecord:
     route: RouteRecord | None = None
     revision: RevisionRecord | None = None
     policy: PolicyMoveRecord | None = None
+    task: TaskRecord | None = None
 
     @property
     def transition(self) -> TransitionRecord | None:
@@ -168,6 +202,7 @@ def request_sections(
     route: RouteRecord | None = None,
     revision: RevisionRecord | None = None,
     policy: PolicyMoveRecord | None = None,
+    task: TaskRecord | None = None,
 ) -> dict[str, Any]:
     """A lifecycle action's own part of its entry's data (the engine adds its own)."""
     data: dict[str, Any] = {}
@@ -179,6 +214,8 @@ def request_sections(
         data["revision"] = revision.to_json()
     if policy is not None:
         data["policy"] = policy.to_json()
+    if task is not None:
+        data["task"] = task.to_json()
     return data
 
 
@@ -190,4 +227,5 @@ def request_record(entry: AuditEntry) -> RequestRecord:
         route=RouteRecord.read(data.get("route")),
         revision=RevisionRecord.read(data.get("revision")),
         policy=PolicyMoveRecord.read(data.get("policy")),
+        task=TaskRecord.read(data.get("task")),
     )

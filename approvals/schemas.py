@@ -47,8 +47,11 @@ def schema_problems(schema: Any) -> list[str]:
     return []
 
 
-def _field_key(path: list[Any]) -> str:
-    return ".".join([FIELD_PREFIX, *(str(p) for p in path)]) if path else FIELD_PREFIX
+OUTPUTS_PREFIX = "outputs"
+
+
+def _field_key(path: list[Any], prefix: str = FIELD_PREFIX) -> str:
+    return ".".join([prefix, *(str(p) for p in path)]) if path else prefix
 
 
 def _words(error: ValidationError) -> str:
@@ -77,12 +80,20 @@ def _words(error: ValidationError) -> str:
     return str(error.message)
 
 
-def payload_errors(*, schema: Mapping[str, Any], payload: Any) -> dict[str, list[str]]:
-    """Field errors of `payload` against `schema`, keyed 'payload.<field>'; empty when valid."""
+def output_errors(*, schema: Mapping[str, Any], outputs: Any) -> dict[str, list[str]]:
+    """Field errors of a task's `outputs` against its stage's schema, keyed 'outputs.<field>'."""
+    return payload_errors(schema=schema, payload=outputs, prefix=OUTPUTS_PREFIX)
+
+
+def payload_errors(
+    *, schema: Mapping[str, Any], payload: Any, prefix: str = FIELD_PREFIX
+) -> dict[str, list[str]]:
+    """Field errors of `payload` against `schema`, keyed '<prefix>.<field>' ('payload.' by
+    default); empty when valid."""
     if not isinstance(payload, dict):
-        return {FIELD_PREFIX: ["Must be a JSON object."]}
+        return {prefix: ["Must be a JSON object."]}
     if len(json.dumps(payload, default=str)) > PAYLOAD_MAX_BYTES:
-        return {FIELD_PREFIX: [f"At most {PAYLOAD_MAX_BYTES // 1024} KB of data."]}
+        return {prefix: [f"At most {PAYLOAD_MAX_BYTES // 1024} KB of data."]}
     if not schema:
         return {}
     found: dict[str, list[str]] = {}
@@ -94,18 +105,18 @@ def payload_errors(*, schema: Mapping[str, Any], payload: Any) -> dict[str, list
             # without the check a field would be "required" once per missing field.
             missing = [name for name in error.validator_value if name not in (error.instance or {})]
             for name in missing:
-                messages = found.setdefault(_field_key([*path, name]), [])
+                messages = found.setdefault(_field_key([*path, name], prefix), [])
                 if "This field is required." not in messages:
                     messages.append("This field is required.")
             continue
         if error.validator == "additionalProperties":
             allowed = set((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {})
             for name in sorted(set(error.instance or {}) - allowed):
-                found.setdefault(_field_key([*path, name]), []).append(
+                found.setdefault(_field_key([*path, name], prefix), []).append(
                     "This field is not part of this request type."
                 )
             continue
-        found.setdefault(_field_key(path), []).append(_words(error))
+        found.setdefault(_field_key(path, prefix), []).append(_words(error))
     return found
 
 

@@ -191,7 +191,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 request, f"{published} is published: new requests of this type follow it.", messages.SUCCESS
             )
             behind = (
-                ApprovalRequest.objects.filter(request_type=version.request_type, state__in=IN_FLIGHT)
+                ApprovalRequest.objects.filter(IN_FLIGHT, request_type=version.request_type)
                 .exclude(policy_version=published)
                 .count()
             )

@@ -2,6 +2,7 @@
 
     submit.py   Action.SUBMIT, Action.RESUBMIT
     decide.py   Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES
+    work.py     Action.COMPLETE, Action.HAND_BACK (task stages)
     close.py    Action.WITHDRAW, Action.CANCEL
     move.py     Action.MOVE_POLICY
     base.py     the facts every action reads, and the effects they share
@@ -27,6 +28,7 @@ from approvals.lifecycle.close import Cancel, Withdraw
 from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestChanges, through_handoff
 from approvals.lifecycle.move import MovePolicy, move_plan
 from approvals.lifecycle.submit import Resubmit, Submit, revision_diff
+from approvals.lifecycle.work import Complete, HandBack, task_handoffs
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from workflows.definition import Step, Workflow
 from workflows.models import Handoff, Recipient
@@ -47,6 +49,8 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
             Approve(),
             Reject(),
             RequestChanges(),
+            Complete(),
+            HandBack(),
             Withdraw(),
             Cancel(),
             MovePolicy(),
@@ -126,5 +130,6 @@ __all__ = [
     "action_options",
     "move_plan",
     "revision_diff",
+    "task_handoffs",
     "through_handoff",
 ]

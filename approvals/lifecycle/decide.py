@@ -18,7 +18,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from approvals.actions import Action
-from approvals.lifecycle.base import RequestAction, RequestStep, inactive_refusal
+from approvals.lifecycle.base import RequestAction, RequestStep, distinct_from_refusal, inactive_refusal
 from approvals.models import ApprovalRequest, Decision, RouteChange, State
 from approvals.records import DecisionRecord
 from approvals.route import (
@@ -69,6 +69,9 @@ class Decide(RequestAction):
             return False
         if not any(holds_handoff(user=user, handoff=h) for h in step.facts.open_handoffs):
             return False
+        stage = request.current_stage
+        if stage is not None and distinct_from_refusal(step, stage=stage, person=user):
+            return False
         return not already_decided(step)
 
     def refusal(self, step: RequestStep) -> str:
@@ -82,7 +85,9 @@ class Decide(RequestAction):
             return "You are not an approver."
         if already_decided(step):
             return "You have already decided on this request."
-        return "This request is not waiting for you."
+        stage = request.current_stage
+        refusal = distinct_from_refusal(step, stage=stage, person=user) if stage is not None else None
+        return refusal or "This request is not waiting for you."
 
     def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
         request, actor, principal = step.instance, step.actor, step.principal
@@ -109,6 +114,9 @@ class Decide(RequestAction):
                 raise errors.Forbidden(
                     f"{who} already decided {where}; one person decides once, also through a delegation."
                 )
+        refusal = distinct_from_refusal(step, stage=stage, person=actor)
+        if refusal:
+            raise errors.Forbidden(refusal)
         through = through_handoff(principal=principal, open_handoffs=step.facts.open_handoffs)
         if through is None:
             raise errors.Forbidden("This request is not waiting for you.")
@@ -175,6 +183,8 @@ class Decide(RequestAction):
                 payload=request.payload,
                 revision=request.revision,
                 decisions=step.facts.decisions,
+                outputs=request.outputs,
+                completed=step.facts.tasks_completed() if policy.has_tasks else (),
                 start=index + 1,
                 deciding=decision,
             )

@@ -10,6 +10,7 @@ changes, only the version changes (it is routed from the start when resubmitted 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from approvals.actions import Action
@@ -39,7 +40,12 @@ def move_target(request: ApprovalRequest, data: Any) -> PolicyVersion:
 
 
 def move_plan(
-    *, request: ApprovalRequest, version: PolicyVersion, open_handoffs: list[Handoff], decisions: list[Any]
+    *,
+    request: ApprovalRequest,
+    version: PolicyVersion,
+    open_handoffs: list[Handoff],
+    decisions: list[Any],
+    completed: Collection[str] = (),
 ) -> RoutePlan:
     """Where moving `request` to `version` takes it (also the dry run's answer). Reads only."""
     moved = PolicyMoveRecord(from_version=request.policy_version_id, to_version=version.pk)
@@ -49,12 +55,15 @@ def move_plan(
             policy=moved,
         )
     policy = version.policy
+    # Decisions and task completions of this revision count again for stages of the same name.
     entry = route_enter(
         request=request,
         policy=policy,
         payload=request.payload,
         revision=request.revision,
         decisions=decisions,
+        outputs=request.outputs,
+        completed=completed,
     )
     change, specs, route = entry_change(entry=entry, policy=policy, version=version)
     return RoutePlan(change=change, close=list(open_handoffs), open=specs, route=route, policy=moved)
@@ -81,5 +90,6 @@ class MovePolicy(RequestAction):
             version=version,
             open_handoffs=step.facts.open_handoffs,
             decisions=step.facts.decisions,
+            completed=step.facts.tasks_completed(),
         )
         return {"change": step.plan.change}

@@ -58,6 +58,8 @@ def route_from_start(
     """(Re-)enter the route of `version` from its first stage with `payload` as `revision`."""
     request = step.instance
     policy = version.policy
+    # A new submission or revision starts the route afresh: no task is done yet, and
+    # nothing handed on by the tasks of an earlier revision stands.
     entry = route_enter(
         request=request, policy=policy, payload=payload, revision=revision, decisions=step.facts.decisions
     )
@@ -71,6 +73,7 @@ def route_from_start(
         )
         raise errors.TransitionNotAllowed(message)
     change, specs, route = entry_change(entry=entry, policy=policy, version=version)
+    change = dataclasses.replace(change, outputs={})
     return RoutePlan(change=change, close=list(step.facts.open_handoffs), open=specs, route=route)
 
 

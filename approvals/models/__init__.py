@@ -2,6 +2,7 @@
 
 from approvals.models.notification import Notification
 from approvals.models.requests import (
+    FULFILMENT_STATES,
     OPEN_STATES,
     TITLE_MAX,
     ApprovalRequest,
@@ -11,9 +12,11 @@ from approvals.models.requests import (
     RouteChange,
     State,
 )
+from approvals.models.tasks import TaskCompletion
 from approvals.models.types import PolicyVersion, PublishedPolicyError, RequestType, published_policy
 
 __all__ = [
+    "FULFILMENT_STATES",
     "OPEN_STATES",
     "TITLE_MAX",
     "ApprovalRequest",
@@ -26,5 +29,6 @@ __all__ = [
     "RevisionContent",
     "RouteChange",
     "State",
+    "TaskCompletion",
     "published_policy",
 ]

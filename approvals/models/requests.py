@@ -25,9 +25,13 @@ class State(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     WITHDRAWN = "withdrawn", "Withdrawn"
     CANCELLED = "cancelled", "Cancelled"
+    FULFILLED = "fulfilled", "Fulfilled"
+    NOT_FULFILLED = "not_fulfilled", "Not fulfilled"
 
 
 OPEN_STATES = [State.DRAFT, State.IN_REVIEW, State.CHANGES_REQUESTED]
+# Approved, with task stages still to do: the request is being fulfilled.
+FULFILMENT_STATES = [State.APPROVED]
 TITLE_MAX = 200
 
 
@@ -43,15 +47,38 @@ class RevisionContent:
 
 @dataclass(frozen=True)
 class RouteChange:
-    """Where a lifecycle action leaves a request: its state, policy version, stage and the
-    slots filling it, and (on resubmission) its new content. Worked out by the action
-    (approvals.lifecycle) with the row locked; the transition methods only apply it."""
+    """Where a lifecycle action leaves a request: its state, policy version, the stage (or
+    first stage of the parallel group) it waits in and the slots filling it, the task
+    outputs so far, and (on resubmission) its new content. Worked out by the action (approvals.lifecycle) with the row locked; the
+    transition methods only apply it. `outputs` None: unchanged."""
 
     target: str
     policy_version: PolicyVersion | None
     stage_index: int | None
     stage_slots: list[str] = field(default_factory=list)
     revision: RevisionContent | None = None
+    outputs: dict[str, Any] | None = None
+
+
+# django-fsm conditions (can_proceed answers with them; a request that fails one gets a 409).
+
+
+def _in_fulfilment(request: models.Model) -> bool:
+    """Approved requests move on only while task stages are still open."""
+    assert isinstance(request, ApprovalRequest)
+    return request.state != State.APPROVED or request.stage_index is not None
+
+
+def _waits_for_decision(request: models.Model) -> bool:
+    assert isinstance(request, ApprovalRequest)
+    stage = request.current_stage
+    return stage is not None and not stage.is_task
+
+
+def _waits_for_task(request: models.Model) -> bool:
+    assert isinstance(request, ApprovalRequest)
+    stage = request.current_stage
+    return stage is not None and stage.is_task
 
 
 class ApprovalRequest(WorkflowModel):
@@ -79,8 +106,11 @@ class ApprovalRequest(WorkflowModel):
     )
     stage_index = models.PositiveSmallIntegerField(null=True, blank=True)
     stage_slots = models.JSONField(default=list, blank=True)
+    # What the task stages handed on, by stage name (the latest completion of each).
+    outputs = models.JSONField(default=dict, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [
@@ -103,7 +133,12 @@ class ApprovalRequest(WorkflowModel):
 
     @property
     def is_open(self) -> bool:
-        return self.state in OPEN_STATES
+        return self.state in OPEN_STATES or self.in_fulfilment
+
+    @property
+    def in_fulfilment(self) -> bool:
+        """Approved, with task stages still open."""
+        return self.state in FULFILMENT_STATES and self.stage_index is not None
 
     @property
     def policy(self) -> Policy | None:
@@ -122,13 +157,17 @@ class ApprovalRequest(WorkflowModel):
         self.policy_version = change.policy_version
         self.stage_index = change.stage_index
         self.stage_slots = change.stage_slots
+        if change.outputs is not None:
+            self.outputs = change.outputs
         if change.revision is not None:
             self.revision = change.revision.number
             self.title = change.revision.title
             self.description = change.revision.description
             self.payload = change.revision.payload
-        if change.target in {State.APPROVED, State.REJECTED}:
+        if change.target in {State.APPROVED, State.REJECTED} and self.state != State.APPROVED:
             self.decided_at = timezone.now()
+        if change.target in {State.FULFILLED, State.NOT_FULFILLED}:
+            self.fulfilled_at = timezone.now()
         return change.target
 
     @transition(
@@ -146,6 +185,7 @@ class ApprovalRequest(WorkflowModel):
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
         permission=fsm_permission(Action.APPROVE),
+        conditions=[_waits_for_decision],
     )
     def approve(self, *, change: RouteChange) -> str:
         return self._apply(change)
@@ -155,6 +195,7 @@ class ApprovalRequest(WorkflowModel):
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.IN_REVIEW, State.REJECTED),
         permission=fsm_permission(Action.REJECT),
+        conditions=[_waits_for_decision],
     )
     def reject(self, *, change: RouteChange) -> str:
         return self._apply(change)
@@ -164,6 +205,7 @@ class ApprovalRequest(WorkflowModel):
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.CHANGES_REQUESTED),
         permission=fsm_permission(Action.REQUEST_CHANGES),
+        conditions=[_waits_for_decision],
     )
     def request_changes(self, *, change: RouteChange) -> str:
         return self._apply(change)
@@ -189,20 +231,44 @@ class ApprovalRequest(WorkflowModel):
 
     @transition(
         field=state,
-        source=OPEN_STATES,
+        source=[*OPEN_STATES, *FULFILMENT_STATES],
         target=RETURN_VALUE(State.CANCELLED),
         permission=fsm_permission(Action.CANCEL),
+        conditions=[_in_fulfilment],
     )
     def cancel(self, *, change: RouteChange) -> str:
         return self._apply(change)
 
     @transition(
         field=state,
-        source=[State.IN_REVIEW, State.CHANGES_REQUESTED],
-        target=RETURN_VALUE(State.IN_REVIEW, State.CHANGES_REQUESTED, State.APPROVED, State.REJECTED),
+        source=[State.IN_REVIEW, State.CHANGES_REQUESTED, *FULFILMENT_STATES],
+        target=RETURN_VALUE(
+            State.IN_REVIEW, State.CHANGES_REQUESTED, State.APPROVED, State.REJECTED, State.FULFILLED
+        ),
         permission=fsm_permission(Action.MOVE_POLICY),
+        conditions=[_in_fulfilment],
     )
     def move_policy(self, *, change: RouteChange) -> str:
+        return self._apply(change)
+
+    @transition(
+        field=state,
+        source=[State.IN_REVIEW, *FULFILMENT_STATES],
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED, State.FULFILLED),
+        permission=fsm_permission(Action.COMPLETE),
+        conditions=[_waits_for_task],
+    )
+    def complete(self, *, change: RouteChange) -> str:
+        return self._apply(change)
+
+    @transition(
+        field=state,
+        source=[State.IN_REVIEW, *FULFILMENT_STATES],
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED, State.CHANGES_REQUESTED, State.NOT_FULFILLED),
+        permission=fsm_permission(Action.HAND_BACK),
+        conditions=[_waits_for_task],
+    )
+    def hand_back(self, *, change: RouteChange) -> str:
         return self._apply(change)
 
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+
 from accounts.models import User
 from approvals.actions import Action
-from approvals.lifecycle import move_plan
-from approvals.models import ApprovalRequest, Decision, PolicyVersion, RequestType, State
+from approvals.lifecycle import LIFECYCLE, move_plan
+from approvals.models import ApprovalRequest, PolicyVersion, RequestType, State
 from workflows import errors
 from workflows.models import Handoff
 from workflows.services import SYSTEM, SystemActor, transition
 
-IN_FLIGHT = (State.IN_REVIEW, State.CHANGES_REQUESTED)
+# Requests a move can take along: in review, waiting for changes, or being fulfilled.
+IN_FLIGHT = Q(state__in=(State.IN_REVIEW, State.CHANGES_REQUESTED)) | Q(
+    state=State.APPROVED, stage_index__isnull=False
+)
 
 
 @dataclass
@@ -48,7 +53,7 @@ def _holder(handoff: Handoff) -> str:
 
 def _requests_to_move(request_type: RequestType, to_version: PolicyVersion) -> Iterable[ApprovalRequest]:
     return (
-        ApprovalRequest.objects.filter(request_type=request_type, state__in=IN_FLIGHT)
+        ApprovalRequest.objects.filter(IN_FLIGHT, request_type=request_type)
         .exclude(policy_version=to_version)
         .select_related("requester", "policy_version", "request_type")
         .order_by("pk")
@@ -81,12 +86,15 @@ def policy_move_plan(*, request_type: RequestType, to_version: PolicyVersion) ->
         open_handoffs = list(
             Handoff.objects.for_instance(request).open().select_related("assignee", "candidate_group")
         )
+        # The same facts the move itself reads under the lock, so the dry run says what it will do.
+        facts = LIFECYCLE.facts(request, open_handoffs=open_handoffs)
         try:
             plan = move_plan(
                 request=request,
                 version=to_version,
                 open_handoffs=open_handoffs,
-                decisions=list(Decision.objects.filter(request=request).order_by("id")),
+                decisions=facts.decisions,
+                completed=facts.tasks_completed(),
             )
         except errors.WorkflowError as exc:
             row.problem = exc.detail

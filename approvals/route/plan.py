@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from approvals.models import RouteChange
-from approvals.records import DecisionRecord, PolicyMoveRecord, RevisionRecord, RouteRecord, request_sections
+from approvals.records import (
+    DecisionRecord,
+    PolicyMoveRecord,
+    RevisionRecord,
+    RouteRecord,
+    TaskRecord,
+    request_sections,
+)
+from approvals.routing import OUTPUTS
 from workflows.models import Handoff, HandoffSpec
 
 if TYPE_CHECKING:
@@ -18,11 +27,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Slot:
-    """One place to fill in a stage: a person ('user:7') or a group ('group:3')."""
+    """One place to fill in a stage: a person ('user:7') or a group ('group:3'); for a task
+    of a parallel group, `stage` names the task (its handoff's stage)."""
 
     key: str
     user: User | None = None
     group: Group | None = None
+    stage: str = ""
 
     @property
     def label(self) -> str:
@@ -42,6 +53,9 @@ class StageEntry:
     met: list[str] = field(default_factory=list)
     failed: bool = False
     note: str = ""
+    # Whether the last stage passed on the way was a task: past the end, the request is
+    # then fulfilled (its work is done), else approved.
+    after_task: bool = False
 
 
 @dataclass
@@ -58,8 +72,19 @@ class RoutePlan:
     route: RouteRecord | None = None
     revision: RevisionRecord | None = None
     policy: PolicyMoveRecord | None = None
+    task: TaskRecord | None = None
 
     def sections(self) -> dict[str, Any]:
         return request_sections(
-            decision=self.decision, route=self.route, revision=self.revision, policy=self.policy
+            decision=self.decision,
+            route=self.route,
+            revision=self.revision,
+            policy=self.policy,
+            task=self.task,
         )
+
+
+def route_data(payload: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What conditions and approver rules read: the payload's fields, and the task
+    stages' outputs as outputs.<stage>.<field>."""
+    return {**payload, OUTPUTS: dict(outputs)}

@@ -5,14 +5,15 @@ members, because a quorum counts people. The requester is never among them."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 from accounts.models import TeamMembership, User
 from approvals.route.plan import Slot
-from approvals.routing import Stage
+from approvals.routing import Stage, payload_value
 from workflows.models import HandoffSpec
 
 DECIDE_PERMISSION = ("approvals", "decide_approvalrequest")
@@ -45,15 +46,28 @@ def _team_managers(requester: User) -> list[User]:
     return [m.user for m in memberships]
 
 
-def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
-    """The slots of `stage` for a request by `requester`: active people who may decide
-    (never the requester) and the named groups."""
+def _named_by_output(source: str, data: Mapping[str, Any]) -> list[str]:
+    """The user names an earlier task's output holds (a name, or a list of names)."""
+    value = payload_value(data, source)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def stage_slots(stage: Stage, *, requester: User, data: Mapping[str, Any] | None = None) -> list[Slot]:
+    """The slots of `stage` for a request by `requester`: active people (for a decision,
+    those who may decide; never the requester) and the named groups. `data` is what the
+    request says and its tasks handed on (approvals.route.plan.route_data), for the
+    people an earlier task's output names."""
     people: list[User] = []
-    if stage.approvers.users:
-        by_name = {
-            u.username: u for u in User.objects.filter(username__in=stage.approvers.users, is_active=True)
-        }
-        people += [by_name[name] for name in stage.approvers.users if name in by_name]
+    names = list(stage.approvers.users)
+    if stage.approvers.from_output and data is not None:
+        names += _named_by_output(stage.approvers.from_output, data)
+    if names:
+        by_name = {u.username: u for u in User.objects.filter(username__in=names, is_active=True)}
+        people += [by_name[name] for name in dict.fromkeys(names) if name in by_name]
     if stage.approvers.requester_manager and requester.manager_id is not None:
         manager = User.objects.filter(pk=requester.manager_id, is_active=True).first()
         if manager is not None:
@@ -73,7 +87,8 @@ def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
         for membership in memberships:
             members_by_group[membership.group_id].append(membership.user)
     everyone = {p.pk for p in people} | {m.pk for ms in members_by_group.values() for m in ms}
-    deciders = users_who_may_decide(everyone)
+    # A task's holders are whoever it names; a decision's must also hold the approver role.
+    deciders = everyone if stage.is_task else users_who_may_decide(everyone)
 
     slots: list[Slot] = []
     seen: set[str] = set()
@@ -83,20 +98,21 @@ def stage_slots(stage: Stage, *, requester: User) -> list[Slot]:
             seen.add(slot.key)
             slots.append(slot)
 
+    task = stage.name if stage.is_task else ""
     for person in people:
         if person.pk != requester.pk and person.pk in deciders:
-            add(Slot(key=f"user:{person.pk}", user=person))
+            add(Slot(key=f"user:{person.pk}", user=person, stage=task))
     for group in groups:
         members = sorted(
             (m for m in members_by_group[group.pk] if m.pk in deciders), key=lambda m: m.username
         )
-        if stage.rule == "quorum":
+        if stage.rule == "quorum" and not stage.is_task:
             for member in members:
                 add(Slot(key=f"user:{member.pk}", user=member))
         else:
             # A group's place stands even while it has nobody who may decide: people join
             # groups while requests wait, and the stage's SLA escalates meanwhile.
-            add(Slot(key=f"group:{group.pk}", group=group))
+            add(Slot(key=f"group:{group.pk}", group=group, stage=task))
     return slots
 
 
@@ -105,11 +121,12 @@ def escalation_slots(stage: Stage, *, requester: User) -> list[Slot]:
     target = stage.escalate_to
     if target is None:
         return []
+    task = stage.name if stage.is_task else ""
     if target.user:
         user = User.objects.filter(username=target.user, is_active=True).exclude(pk=requester.pk).first()
-        return [Slot(key=f"{STAND_IN}user:{user.pk}", user=user)] if user is not None else []
+        return [Slot(key=f"{STAND_IN}user:{user.pk}", user=user, stage=task)] if user is not None else []
     group = Group.objects.filter(name=target.group).first()
-    return [Slot(key=f"{STAND_IN}group:{group.pk}", group=group)] if group is not None else []
+    return [Slot(key=f"{STAND_IN}group:{group.pk}", group=group, stage=task)] if group is not None else []
 
 
 def stand_in_rule(stage: Stage, slot_keys: Iterable[str]) -> Stage:
@@ -122,12 +139,20 @@ def stand_in_rule(stage: Stage, slot_keys: Iterable[str]) -> Stage:
 
 
 def too_few(stage: Stage, slots: list[Slot]) -> bool:
-    """Whether `slots` cannot decide `stage`: nobody, or fewer people than its quorum."""
-    return not slots or (stage.rule == "quorum" and bool(stage.quorum) and len(slots) < (stage.quorum or 0))
+    """Whether `slots` cannot fill `stage`: nobody, or (a decision) fewer people than its quorum."""
+    if not slots:
+        return True
+    return (
+        not stage.is_task
+        and stage.rule == "quorum"
+        and bool(stage.quorum)
+        and len(slots) < (stage.quorum or 0)
+    )
 
 
 def handoff_specs(stage: Stage, slots: list[Slot]) -> list[HandoffSpec]:
     """A handoff per slot, due the stage's SLA after it opens."""
     return [
-        HandoffSpec(user=s.user, group=s.group, stage=stage.name, slot=s.key, due_in=stage.sla) for s in slots
+        HandoffSpec(user=s.user, group=s.group, stage=s.stage or stage.name, slot=s.key, due_in=stage.sla)
+        for s in slots
     ]

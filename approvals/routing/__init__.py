@@ -38,7 +38,7 @@ longer be met; with `veto: false` it is only a vote against. Conditions are stru
 evaluate and nothing is ever passed to `eval`.
 """
 
-from approvals.routing.checks import Directory, Person, policy_problems
+from approvals.routing.checks import Directory, Person, data_schema, policy_problems
 from approvals.routing.conditions import (
     condition_explain,
     condition_holds,
@@ -47,8 +47,11 @@ from approvals.routing.conditions import (
 )
 from approvals.routing.document import policy_parse
 from approvals.routing.model import (
+    NOT_FULFILLED,
     OPERATORS,
+    OUTPUTS,
     RULES,
+    TO_REQUESTER,
     AllOf,
     AnyOf,
     Approvers,
@@ -56,6 +59,7 @@ from approvals.routing.model import (
     Escalation,
     Leaf,
     Outcome,
+    ParallelGroup,
     Policy,
     PolicyError,
     Stage,
@@ -65,8 +69,11 @@ from approvals.routing.model import (
 from approvals.routing.rules import Route, RouteStep, Tally, stage_outcome
 
 __all__ = [
+    "NOT_FULFILLED",
     "OPERATORS",
+    "OUTPUTS",
     "RULES",
+    "TO_REQUESTER",
     "AllOf",
     "AnyOf",
     "Approvers",
@@ -75,6 +82,7 @@ __all__ = [
     "Escalation",
     "Leaf",
     "Outcome",
+    "ParallelGroup",
     "Person",
     "Policy",
     "PolicyError",
@@ -85,6 +93,7 @@ __all__ = [
     "condition_explain",
     "condition_holds",
     "condition_satisfiable",
+    "data_schema",
     "duration_parse",
     "duration_text",
     "payload_value",

@@ -98,7 +98,7 @@ def condition_explain(condition: Condition, payload: Mapping[str, Any]) -> str:
     return f"{condition.field} is {value_text(actual)}, so {condition.describe()} is false"
 
 
-def _schema_field(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+def schema_field(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
     """The sub-schema of a dotted path through 'properties', or None when the schema lacks it."""
     current: Any = schema
     for part in path.split("."):
@@ -109,7 +109,7 @@ def _schema_field(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | N
     return current if isinstance(current, Mapping) else None
 
 
-def _types_of(sub: Mapping[str, Any]) -> set[str]:
+def types_of(sub: Mapping[str, Any]) -> set[str]:
     declared = sub.get("type")
     if isinstance(declared, str):
         types = {declared}
@@ -147,10 +147,10 @@ def condition_leaves(condition: Condition) -> Iterator[Leaf]:
 
 
 def leaf_type_problem(leaf: Leaf, schema: Mapping[str, Any]) -> str | None:
-    sub = _schema_field(schema, leaf.field)
+    sub = schema_field(schema, leaf.field)
     if sub is None:
         return f"condition on '{leaf.field}': the payload schema has no such field"
-    types = _types_of(sub)
+    types = types_of(sub)
     if not types or leaf.op == "exists":
         return None
     shown = " or ".join(sorted(types - {"integer"}) or types)
@@ -200,7 +200,7 @@ def _term_satisfiable(term: tuple[Leaf, ...], schema: Mapping[str, Any]) -> bool
     for leaf in term:
         by_field.setdefault(leaf.field, []).append(leaf)
     for name, leaves in by_field.items():
-        sub = _schema_field(schema, name) or {}
+        sub = schema_field(schema, name) or {}
         enum = sub.get("enum") if isinstance(sub.get("enum"), list) else None
         low: float = -math.inf
         high: float = math.inf

@@ -5,14 +5,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from approvals.routing.model import (
     APPROVER_KEYS,
+    DECISION_ONLY_KEYS,
     MAX_STAGES,
+    NOT_FULFILLED,
     OPERATORS,
     OPTION_KEYS,
+    OUTPUTS,
+    PARALLEL_KEYS,
     RULES,
     STAGE_KEYS,
+    STAGE_KINDS,
     STAGE_NAME,
+    TASK_ONLY_KEYS,
+    TO_REQUESTER,
     TOP_KEYS,
     AllOf,
     AnyOf,
@@ -20,6 +30,7 @@ from approvals.routing.model import (
     Condition,
     Escalation,
     Leaf,
+    ParallelGroup,
     Policy,
     PolicyError,
     Stage,
@@ -28,6 +39,9 @@ from approvals.routing.model import (
 )
 
 SCALARS = (str, int, float, bool)
+OUTPUT_REF = re.compile(
+    r"^outputs\.[a-z0-9][a-z0-9_-]{0,49}\.[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+)
 
 
 def _keys_text(keys: set[Any]) -> str:
@@ -124,7 +138,48 @@ class _Reader:
             return None
         return Leaf(field=name, op=op, value=tuple(value) if isinstance(value, list) else value)
 
-    def stage(self, index: int, raw: Any) -> Stage | None:
+    def people(self, where: str, key: str, raw: Any) -> Approvers:
+        """A stage's approvers (a decision's) or holders (a task's)."""
+        if not isinstance(raw, dict):
+            self.fail(
+                where, f"'{key}' must name users, groups, requester_manager or team_manager (or from_output)"
+            )
+            return Approvers()
+        bad = set(raw) - APPROVER_KEYS
+        if bad:
+            self.fail(where, f"unknown {key.removesuffix('s')} key(s) {_keys_text(bad)}")
+        from_output = raw.get("from_output", "")
+        if from_output and (not isinstance(from_output, str) or not OUTPUT_REF.match(from_output)):
+            self.fail(
+                where,
+                f"{key}.from_output must read a task's output as outputs.<stage>.<field> (got {value_text(from_output)})",
+            )
+            from_output = ""
+        return Approvers(
+            users=self.names(f"{where}: {key}.users", raw.get("users")),
+            groups=self.names(f"{where}: {key}.groups", raw.get("groups")),
+            requester_manager=self.flag(
+                f"{where}: {key}.requester_manager", raw.get("requester_manager"), False
+            ),
+            team_manager=self.flag(f"{where}: {key}.team_manager", raw.get("team_manager"), False),
+            from_output=from_output or "",
+        )
+
+    def outputs(self, where: str, raw: Any) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict) or raw.get("type", "object") != "object":
+            self.fail(where, "'outputs' must be a JSON Schema of type object (the fields the task hands on)")
+            return None
+        try:
+            Draft202012Validator.check_schema(raw)
+        except SchemaError as exc:
+            at = "/".join(str(p) for p in exc.absolute_path) or "the schema"
+            self.fail(where, f"'outputs' is not a valid JSON Schema ({at}: {exc.message})")
+            return None
+        return raw
+
+    def stage(self, index: int, raw: Any, group: ParallelGroup | None = None) -> Stage | None:
         where = f"stage {index}"
         if not isinstance(raw, dict):
             self.fail(where, "must be a mapping with at least name and approvers")
@@ -138,24 +193,18 @@ class _Reader:
         unknown = set(raw) - STAGE_KEYS
         if unknown:
             self.fail(where, f"unknown key(s) {_keys_text(unknown)}")
-        approvers_raw = raw.get("approvers")
-        approvers = Approvers()
-        if not isinstance(approvers_raw, dict):
-            self.fail(where, "'approvers' must name users, groups, requester_manager or team_manager")
-        else:
-            bad = set(approvers_raw) - APPROVER_KEYS
-            if bad:
-                self.fail(where, f"unknown approver key(s) {_keys_text(bad)}")
-            approvers = Approvers(
-                users=self.names(f"{where}: approvers.users", approvers_raw.get("users")),
-                groups=self.names(f"{where}: approvers.groups", approvers_raw.get("groups")),
-                requester_manager=self.flag(
-                    f"{where}: approvers.requester_manager", approvers_raw.get("requester_manager"), False
-                ),
-                team_manager=self.flag(
-                    f"{where}: approvers.team_manager", approvers_raw.get("team_manager"), False
-                ),
-            )
+        kind = raw.get("type", "decision")
+        if kind not in STAGE_KINDS:
+            self.fail(where, f"'type' must be decision or task (got {value_text(kind)})")
+            return None
+        misplaced = set(raw) & (DECISION_ONLY_KEYS if kind == "task" else TASK_ONLY_KEYS)
+        if misplaced:
+            other = "a decision" if kind == "task" else "a task"
+            self.fail(where, f"{_keys_text(misplaced)} belong(s) to {other} stage, not to a {kind}")
+        if group is not None and kind != "task":
+            self.fail(where, "only task stages run in parallel")
+        key = "holders" if kind == "task" else "approvers"
+        approvers = self.people(where, key, raw.get(key))
         rule = raw.get("rule", "any")
         if rule not in RULES:
             self.fail(where, f"'rule' must be one of {', '.join(RULES)} (got {value_text(rule)})")
@@ -199,6 +248,18 @@ class _Reader:
         if not isinstance(description, str):
             self.fail(where, "'description' must be text")
             description = ""
+        if_not_done = raw.get("if_not_done", TO_REQUESTER)
+        if not isinstance(if_not_done, str) or not (
+            if_not_done in {TO_REQUESTER, NOT_FULFILLED} or STAGE_NAME.match(if_not_done)
+        ):
+            self.fail(
+                where,
+                "'if_not_done' must be requester, not_fulfilled or the name of an earlier task stage "
+                f"(got {value_text(if_not_done)})",
+            )
+            if_not_done = TO_REQUESTER
+        distinct_from = self.names(f"{where}: distinct_from", raw.get("distinct_from"))
+        outputs = self.outputs(where, raw.get("outputs")) if kind == "task" else None
         if len(self.problems) > problems_before:
             return None
         return Stage(
@@ -211,7 +272,68 @@ class _Reader:
             sla=sla,
             escalate_to=escalation,
             description=description,
+            kind=str(kind),
+            outputs=outputs,
+            if_not_done=if_not_done,
+            distinct_from=distinct_from,
+            group=group,
         )
+
+    def parallel(self, index: int, raw: Any) -> list[Stage | None]:
+        """A group of task stages that run at the same time: {name, rule, quorum, stages}."""
+        where = f"stage {index}: parallel"
+        if not isinstance(raw, dict):
+            self.fail(where, "must be a mapping with a name and its stages")
+            return [None]
+        unknown = set(raw) - PARALLEL_KEYS
+        if unknown:
+            self.fail(where, f"unknown key(s) {_keys_text(unknown)}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not STAGE_NAME.match(name):
+            self.fail(where, f"'name' must be lower-case letters, digits, - or _ (got {value_text(name)})")
+            return [None]
+        where = f"stage {index}: parallel '{name}'"
+        rule = raw.get("rule", "all")
+        quorum = raw.get("quorum")
+        members = raw.get("stages")
+        if rule not in RULES:
+            self.fail(where, f"'rule' must be one of {', '.join(RULES)} (got {value_text(rule)})")
+            return [None]
+        if not isinstance(members, list) or len(members) < 2:
+            self.fail(where, "'stages' must list at least two task stages")
+            return [None]
+        if rule == "quorum" and (
+            not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= len(members)
+        ):
+            self.fail(
+                where, f"rule quorum needs 'quorum' between 1 and {len(members)} (got {value_text(quorum)})"
+            )
+            return [None]
+        if rule != "quorum" and quorum is not None:
+            self.fail(where, f"'quorum' only applies to rule quorum (this group's rule is {rule})")
+            return [None]
+        group = ParallelGroup(name=name, rule=str(rule), quorum=quorum)
+        return [self.stage(index, member, group) for member in members]
+
+    def references(self, stages: list[Stage]) -> None:
+        """Where tasks hand back to, and whose decisions a stage must differ from, name
+        stages that come earlier (hand-backs: earlier task stages, outside its group)."""
+        seen: dict[str, Stage] = {}
+        for position, stage in enumerate(stages, start=1):
+            where = f"stage {position} '{stage.name}'"
+            target = stage.if_not_done
+            if stage.is_task and target not in {TO_REQUESTER, NOT_FULFILLED}:
+                earlier = seen.get(target)
+                if earlier is None or not earlier.is_task or (stage.group and earlier.group == stage.group):
+                    self.fail(
+                        where,
+                        f"'if_not_done: {target}' must name an earlier task stage outside its parallel group "
+                        "(or be requester or not_fulfilled)",
+                    )
+            for other in stage.distinct_from:
+                if other not in seen:
+                    self.fail(where, f"'distinct_from' names '{other}', which is not an earlier stage")
+            seen[stage.name] = stage
 
     def policy(self, document: Any) -> Policy | None:
         if not isinstance(document, dict):
@@ -233,15 +355,30 @@ class _Reader:
         if not isinstance(raw_stages, list) or not raw_stages:
             self.fail("stages", "a policy needs at least one stage")
             return None
-        if len(raw_stages) > MAX_STAGES:
+        stages: list[Stage | None] = []
+        for i, raw in enumerate(raw_stages):
+            if isinstance(raw, dict) and set(raw) == {"parallel"}:
+                stages += self.parallel(i + 1, raw["parallel"])
+            else:
+                stages.append(self.stage(i + 1, raw))
+        if len(stages) > MAX_STAGES:
             self.fail("stages", f"at most {MAX_STAGES} stages")
-        stages = [self.stage(i + 1, raw) for i, raw in enumerate(raw_stages)]
         seen: set[str] = set()
+        groups: set[str] = set()
         for i, stage in enumerate(stages):
             if stage is not None:
                 if stage.name in seen:
                     self.fail(f"stage {i + 1} '{stage.name}'", "another stage has the same name")
+                if stage.name == OUTPUTS:
+                    self.fail(f"stage {i + 1} '{stage.name}'", "'outputs' is a reserved name")
                 seen.add(stage.name)
+                if stage.group is not None:
+                    groups.add(stage.group.name)
+        for name in groups & seen:
+            self.fail("stages", f"'{name}' names both a parallel group and a stage")
+        if self.problems:
+            return None
+        self.references([s for s in stages if s is not None])
         if self.problems:
             return None
         return Policy(

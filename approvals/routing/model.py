@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -25,8 +26,33 @@ OPERATOR_TEXT = {
     "exists": "is set",
 }
 NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
-STAGE_KEYS = {"name", "description", "approvers", "rule", "quorum", "veto", "when", "sla", "escalate_to"}
-APPROVER_KEYS = {"users", "groups", "requester_manager", "team_manager"}
+STAGE_KEYS = {
+    "name",
+    "type",
+    "description",
+    "approvers",
+    "holders",
+    "rule",
+    "quorum",
+    "veto",
+    "when",
+    "sla",
+    "escalate_to",
+    "outputs",
+    "if_not_done",
+    "distinct_from",
+}
+DECISION_ONLY_KEYS = {"approvers", "rule", "quorum", "veto"}
+TASK_ONLY_KEYS = {"holders", "outputs", "if_not_done"}
+APPROVER_KEYS = {"users", "groups", "requester_manager", "team_manager", "from_output"}
+PARALLEL_KEYS = {"name", "rule", "quorum", "stages"}
+STAGE_KINDS = ("decision", "task")
+# Where a task that cannot be done goes: back to the requester, to the end of the request,
+# or (any other value) to the named earlier task stage.
+TO_REQUESTER = "requester"
+NOT_FULFILLED = "not_fulfilled"
+# Conditions and approver rules read a task's outputs as outputs.<stage>.<field>.
+OUTPUTS = "outputs"
 OPTION_KEYS = {"one_decision_per_person", "carry_over_approvals"}
 TOP_KEYS = {"request_type", "name", "description", "options", "stages"}
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
@@ -78,14 +104,21 @@ def _grouped(condition: Condition) -> str:
 
 @dataclass(frozen=True)
 class Approvers:
+    """Who fills a stage: named users and groups, the requester's managers, and people
+    named by an earlier task's output (`from_output`: 'outputs.<stage>.<field>', holding a
+    user name or a list of them)."""
+
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     requester_manager: bool = False
     team_manager: bool = False
+    from_output: str = ""
 
     @property
     def is_empty(self) -> bool:
-        return not (self.users or self.groups or self.requester_manager or self.team_manager)
+        return not (
+            self.users or self.groups or self.requester_manager or self.team_manager or self.from_output
+        )
 
     def describe(self) -> str:
         parts = [*self.users, *(f"group {g}" for g in self.groups)]
@@ -93,7 +126,31 @@ class Approvers:
             parts.append("the requester's manager")
         if self.team_manager:
             parts.append("the requester's team manager")
+        if self.from_output:
+            parts.append(f"whoever {self.from_output} names")
         return ", ".join(parts) or "nobody"
+
+
+@dataclass(frozen=True)
+class ParallelGroup:
+    """Task stages that run at the same time; the next step starts once `rule` is met
+    over the group's stages that apply (any one, all, or a quorum of them)."""
+
+    name: str
+    rule: str = "all"
+    quorum: int | None = None
+
+    def needed(self, applicable: int) -> int:
+        if self.rule == "any":
+            return min(1, applicable)
+        if self.rule == "quorum" and self.quorum is not None:
+            return min(self.quorum, applicable)
+        return applicable
+
+    def rule_text(self) -> str:
+        if self.rule == "quorum":
+            return f"{self.quorum} of them done"
+        return "any one done" if self.rule == "any" else "all of them done"
 
 
 @dataclass(frozen=True)
@@ -107,6 +164,10 @@ class Escalation:
 
 @dataclass(frozen=True)
 class Stage:
+    """One step of a route: a decision (approve / reject / ask for changes, by `rule`) or a
+    task (a piece of work one of its holders completes with `outputs` matching that JSON
+    Schema, or hands back as `if_not_done` says). `approvers` are a task's holders."""
+
     name: str
     approvers: Approvers
     rule: str = "any"
@@ -116,8 +177,19 @@ class Stage:
     sla: timedelta | None = None
     escalate_to: Escalation | None = None
     description: str = ""
+    kind: str = "decision"
+    outputs: Mapping[str, Any] | None = None
+    if_not_done: str = TO_REQUESTER
+    distinct_from: tuple[str, ...] = ()
+    group: ParallelGroup | None = None
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind == "task"
 
     def rule_text(self) -> str:
+        if self.is_task:
+            return "one of them does it"
         if self.rule == "quorum":
             text = f"{self.quorum} of them"
         elif self.rule == "all":
@@ -140,6 +212,29 @@ class Policy:
 
     def stage_index(self, name: str) -> int | None:
         return next((i for i, s in enumerate(self.stages) if s.name == name), None)
+
+    def step_of(self, index: int) -> tuple[int, ...]:
+        """The indices of the stages that run together with stage `index`: its parallel
+        group's (consecutive in the document), or itself alone."""
+        group = self.stages[index].group
+        if group is None:
+            return (index,)
+        first = index
+        while first > 0 and self.stages[first - 1].group == group:
+            first -= 1
+        last = index
+        while last + 1 < len(self.stages) and self.stages[last + 1].group == group:
+            last += 1
+        return tuple(range(first, last + 1))
+
+    def decisions_after(self, index: int) -> bool:
+        """Whether a decision stage comes after the step of stage `index`."""
+        last = self.step_of(index)[-1]
+        return any(not s.is_task for s in self.stages[last + 1 :])
+
+    @property
+    def has_tasks(self) -> bool:
+        return any(s.is_task for s in self.stages)
 
 
 class PolicyError(ValueError):

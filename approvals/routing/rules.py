@@ -46,12 +46,20 @@ def stage_outcome(stage: Stage, tally: Tally) -> Outcome:
 
 @dataclass(frozen=True)
 class RouteStep:
+    """One stage of a simulated route: whether it applies (and why not), who it goes to,
+    what it reads (payload fields, and outputs.<stage>.<field> of earlier tasks) and, for
+    a task, the outputs it hands on. `depends` says when a condition on outputs is only
+    known once the task producing them is done."""
+
     index: int
     stage: Stage
     applies: bool
     reason: str
     approvers: tuple[str, ...] = ()
     problem: str = ""
+    reads: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    depends: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Route:
         lines = []
         for step in self.steps:
             head = f"{step.index + 1}. {step.stage.name}"
+            if step.stage.is_task:
+                head += " (task" + (f", with {step.stage.group.name}" if step.stage.group else "") + ")"
             if not step.applies:
                 lines.append(f"{head}: skipped ({step.reason})")
             else:
@@ -74,7 +84,14 @@ class Route:
                 lines.append(
                     f"{head}: {who}; {step.stage.rule_text()}"
                     + (f" — {step.problem}" if step.problem else "")
+                    + (f" — {step.depends}" if step.depends else "")
                 )
+            if any(field.startswith("outputs.") for field in step.reads):
+                # A payload field read is named in the skip reasons; what a stage needs from
+                # earlier tasks is not known before they are done, so it is said here.
+                lines.append(f"   reads {', '.join(step.reads)}")
+            if step.produces:
+                lines.append(f"   hands on {', '.join(step.produces)}")
         if not self.applied:
             lines.append("every stage is skipped: the request is approved on submission")
         return lines

@@ -32,6 +32,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "purchase": {"vendor": "Desk & Co", "amount": 3600, "items": "Six standing desks"},
     "content": {"channel": "blog", "headline": "How we approve", "body": "A short story of how we say yes."},
     "general": {},
+    "onboarding": {"employee": "Sam Lee", "starts_on": "2026-12-14", "job_title": "Support engineer"},
+    "invoice": {"supplier": "Paper Ltd", "invoice_number": "INV-7", "amount": 420},
 }
 
 

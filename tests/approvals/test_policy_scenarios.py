@@ -45,7 +45,15 @@ def test_the_demo_policy_files_load_and_publish_with_every_check():
     checked = load_demo_world(checked=True)
     # then each type follows its published first version, which reads as the file says
     versions = {slug: t.current_policy for slug, t in checked.types.items()}
-    assert sorted(versions) == ["access", "content", "expense", "general", "purchase"]
+    assert sorted(versions) == [
+        "access",
+        "content",
+        "expense",
+        "general",
+        "invoice",
+        "onboarding",
+        "purchase",
+    ]
     assert all(v is not None and v.is_published and v.number == 1 for v in versions.values())
     assert [s.name for s in versions["expense"].policy.stages] == ["manager", "finance", "cfo"]
     purchase = versions["purchase"].policy.stages[0]
