@@ -275,77 +275,133 @@ def _stage_lines(stage: Stage) -> list[str]:
     return [line if len(line) <= 34 else line[:33] + "…" for line in lines]
 
 
+def _steps(policy: Policy) -> list[tuple[int, ...]]:
+    """The policy's stages as steps: one stage, or a parallel group's stages together."""
+    steps: list[tuple[int, ...]] = []
+    index = 0
+    while index < len(policy.stages):
+        step = policy.step_of(index)
+        steps.append(step)
+        index = step[-1] + 1
+    return steps
+
+
 def policy_svg(
     *, policy: Policy, marks: dict[int, StageMark] | None = None, title: str = "Approval route"
 ) -> SafeString:
-    """The policy's stages left to right, from submission to approval.
+    """The policy's steps left to right, from submission to approval (or fulfilment); the
+    tasks of a parallel group stacked in one column. Task stages have square corners.
 
     `marks` (by stage index) shows one request's position: the current stage highlighted,
     met stages green, skipped ones greyed with the reason.
     """
     marks = marks or {}
-    stage_w, stage_h, gap, margin, top = 200, 92, 60, 16, 44
+    stage_w, stage_h, gap, margin, top, row_gap = 200, 92, 60, 16, 44, 44
     small_w = 96
-    count = len(policy.stages)
+    steps = _steps(policy)
+    rows = max(len(step) for step in steps)
+    count = len(steps)
     width = margin * 2 + small_w * 2 + count * stage_w + (count + 1) * gap
-    height = top + stage_h + 56
+    height = top + rows * stage_h + (rows - 1) * row_gap + 56
     body: list[str] = []
-    mid = top + stage_h / 2
+    mid = top + (rows * stage_h + (rows - 1) * row_gap) / 2
     x = margin
     body.append(
         f'<rect x="{x}" y="{mid - 18}" width="{small_w}" height="36" rx="18" fill="{COLOURS["box"]}" '
         f'stroke="{COLOURS["line"]}"/>' + _text(x + small_w / 2, mid + 4, "submitted")
     )
     x += small_w
-    for index, stage in enumerate(policy.stages):
-        mark = marks.get(index, StageMark(status=""))
-        body.append(
-            f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
-            'marker-end="url(#__ARROW__)"/>'
-        )
-        if stage.condition is not None:
-            condition = "if " + stage.condition.describe()
-            condition = condition if len(condition) <= 40 else condition[:39] + "…"
-            body.append(_text(x + gap + stage_w / 2, top - 10, condition, size=11, colour=COLOURS["muted"]))
-        x += gap
-        stroke, fill, width_px = COLOURS["line"], COLOURS["box"], 1.2
-        if mark.status == "current":
-            stroke, fill, width_px = COLOURS["current"], COLOURS["current_fill"], 2.5
-        elif mark.status == "met":
-            stroke, fill = COLOURS["done"], COLOURS["done_fill"]
-        elif mark.status == "skipped":
-            fill = COLOURS["skipped_fill"]
-        elif mark.status == "failed":
-            stroke = COLOURS["bad"]
-        dash = ' stroke-dasharray="5 4"' if stage.condition is not None else ""
-        status_attr = f' data-status="{escape(mark.status)}"' if mark.status else ""
-        body.append(f'<g data-stage="{escape(stage.name)}"{status_attr}>')
-        body.append(
-            f'<rect x="{x}" y="{top}" width="{stage_w}" height="{stage_h}" rx="8" fill="{fill}" '
-            f'stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
-        )
-        heading = f"{index + 1}. {stage.name}"
-        if mark.status in {"met", "skipped", "failed", "current"}:
-            heading += {"met": " ✓", "skipped": " (skipped)", "failed": " ✗", "current": " ◀ now"}[
-                mark.status
-            ]
-        body.append(_text(x + stage_w / 2, top + 20, heading, size=13, weight="bold"))
-        for line_no, line in enumerate(_stage_lines(stage)):
+    for step in steps:
+        first = top + (rows - len(step)) * (stage_h + row_gap) / 2
+        for row, index in enumerate(step):
+            stage = policy.stages[index]
+            y = first + row * (stage_h + row_gap)
             body.append(
-                _text(x + stage_w / 2, top + 40 + line_no * 16, line, size=11, colour=COLOURS["muted"])
+                _stage_box(
+                    stage,
+                    index,
+                    marks.get(index, StageMark(status="")),
+                    x=x,
+                    y=y,
+                    gap=gap,
+                    mid=mid,
+                    size=(stage_w, stage_h),
+                )
             )
-        if mark.note:
-            note = mark.note if len(mark.note) <= 40 else mark.note[:39] + "…"
-            body.append(_text(x + stage_w / 2, top + stage_h + 18, note, size=11, colour=COLOURS["muted"]))
-        body.append("</g>")
-        x += stage_w
+        x += gap + stage_w
+        if len(step) > 1:
+            group = policy.stages[step[0]].group
+            assert group is not None
+            body.append(
+                _text(
+                    x - stage_w / 2,
+                    first - 24,
+                    f"at the same time: {group.rule_text()}",
+                    size=11,
+                    colour=COLOURS["muted"],
+                )
+            )
     body.append(
         f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{mid}" stroke="{COLOURS["line"]}" stroke-width="1.4" '
         'marker-end="url(#__ARROW__)"/>'
     )
     x += gap
+    end = "fulfilled" if policy.has_tasks else "approved"
     body.append(
         f'<rect x="{x}" y="{mid - 18}" width="{small_w}" height="36" rx="18" fill="{COLOURS["done_fill"]}" '
-        f'stroke="{COLOURS["done"]}"/>' + _text(x + small_w / 2, mid + 4, "approved")
+        f'stroke="{COLOURS["done"]}"/>' + _text(x + small_w / 2, mid + 4, end)
     )
     return _svg(width, height, title, body)
+
+
+def _stage_box(
+    stage: Stage,
+    index: int,
+    mark: StageMark,
+    *,
+    x: float,
+    y: float,
+    gap: float,
+    mid: float,
+    size: tuple[int, int],
+) -> str:
+    """One stage's box at (x + gap, y), with the arrow that leads to it from the step before."""
+    stage_w, stage_h = size
+    parts = [
+        f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{y + stage_h / 2}" stroke="{COLOURS["line"]}" '
+        'stroke-width="1.4" marker-end="url(#__ARROW__)"/>'
+    ]
+    if stage.condition is not None:
+        condition = "if " + stage.condition.describe()
+        condition = condition if len(condition) <= 40 else condition[:39] + "…"
+        parts.append(_text(x + gap + stage_w / 2, y - 10, condition, size=11, colour=COLOURS["muted"]))
+    x += gap
+    stroke, fill, width_px = COLOURS["line"], COLOURS["box"], 1.2
+    if mark.status == "current":
+        stroke, fill, width_px = COLOURS["current"], COLOURS["current_fill"], 2.5
+    elif mark.status == "met":
+        stroke, fill = COLOURS["done"], COLOURS["done_fill"]
+    elif mark.status == "skipped":
+        fill = COLOURS["skipped_fill"]
+    elif mark.status == "failed":
+        stroke = COLOURS["bad"]
+    dash = ' stroke-dasharray="5 4"' if stage.condition is not None else ""
+    corner = 0 if stage.is_task else 8
+    status_attr = f' data-status="{escape(mark.status)}"' if mark.status else ""
+    kind = ' data-kind="task"' if stage.is_task else ""
+    parts.append(f'<g data-stage="{escape(stage.name)}"{status_attr}{kind}>')
+    parts.append(
+        f'<rect x="{x}" y="{y}" width="{stage_w}" height="{stage_h}" rx="{corner}" fill="{fill}" '
+        f'stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
+    )
+    heading = f"{index + 1}. {stage.name}" + (" (task)" if stage.is_task else "")
+    if mark.status in {"met", "skipped", "failed", "current"}:
+        heading += {"met": " ✓", "skipped": " (skipped)", "failed": " ✗", "current": " ◀ now"}[mark.status]
+    parts.append(_text(x + stage_w / 2, y + 20, heading, size=13, weight="bold"))
+    for line_no, line in enumerate(_stage_lines(stage)):
+        parts.append(_text(x + stage_w / 2, y + 40 + line_no * 16, line, size=11, colour=COLOURS["muted"]))
+    if mark.note:
+        note = mark.note if len(mark.note) <= 40 else mark.note[:39] + "…"
+        parts.append(_text(x + stage_w / 2, y + stage_h + 18, note, size=11, colour=COLOURS["muted"]))
+    parts.append("</g>")
+    return "".join(parts)

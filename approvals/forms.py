@@ -20,13 +20,12 @@ from typing import Any
 
 from django import forms
 
-from approvals.actions import OFFERED, Action
+from approvals.actions import OFFERED, TASK_ACTIONS, Action
 from approvals.models import TITLE_MAX, State
-from approvals.schemas import FIELD_PREFIX, field_label, payload_errors, schema_fields
+from approvals.schemas import FIELD_PREFIX, OUTPUTS_PREFIX, field_label, payload_errors, schema_fields
 from approvals.services import COMMENT_MAX
 from workflows.errors import WorkflowError
 
-PAYLOAD_FIELD = FIELD_PREFIX + "."
 TEXTAREA_FROM = 200  # a string allowed more characters than this gets a text area
 NUMBER_TEXT_MAX = 40  # longer "numbers" are refused before parsing (and never reach JSON)
 # Posted with the resubmit form's payload inputs: their absence means "payload unchanged"
@@ -39,17 +38,19 @@ PAYLOAD_MARKER = "payload_fields"
 
 @dataclass(frozen=True)
 class PayloadField:
-    """One top-level field of a payload schema, as the form shows and converts it."""
+    """One top-level field of a payload (or a task's outputs) schema, as the form shows
+    and converts it; its input is named '<prefix>.<name>', as the services key its errors."""
 
     name: str
     label: str
     kind: str  # text | textarea | number | integer | boolean | enum | date | json
     required: bool
     schema: Mapping[str, Any]
+    prefix: str = FIELD_PREFIX
 
     @property
     def form_name(self) -> str:
-        return PAYLOAD_FIELD + self.name
+        return f"{self.prefix}.{self.name}"
 
     @property
     def choices(self) -> list[tuple[str, str]]:
@@ -80,7 +81,7 @@ def field_kind(sub: Mapping[str, Any]) -> str:
     return "json"  # objects, arrays: typed as JSON, parsed here
 
 
-def payload_fields(schema: Mapping[str, Any]) -> list[PayloadField]:
+def payload_fields(schema: Mapping[str, Any], *, prefix: str = FIELD_PREFIX) -> list[PayloadField]:
     return [
         PayloadField(
             name=name,
@@ -88,6 +89,7 @@ def payload_fields(schema: Mapping[str, Any]) -> list[PayloadField]:
             kind=field_kind(sub),
             required=required,
             schema=sub,
+            prefix=prefix,
         )
         for name, sub, required in schema_fields(schema)
     ]
@@ -219,11 +221,9 @@ class ServiceErrorsMixin(forms.Form):
     def _field_for(self, name: str) -> str | None:
         if name in self.fields:
             return name
-        if name.startswith(PAYLOAD_FIELD):
-            top = PAYLOAD_FIELD + name[len(PAYLOAD_FIELD) :].split(".", 1)[0]
-            if top in self.fields:
-                return top
-        return None
+        prefix, _, rest = name.partition(".")
+        top = f"{prefix}.{rest.split('.', 1)[0]}"
+        return top if rest and top in self.fields else None
 
 
 class PayloadFormMixin(ServiceErrorsMixin):
@@ -231,12 +231,18 @@ class PayloadFormMixin(ServiceErrorsMixin):
 
     payload_schema: Mapping[str, Any]
     payload_specs: list[PayloadField]
+    payload_prefix: str = FIELD_PREFIX
 
     def add_payload_fields(
-        self, schema: Mapping[str, Any], *, values: Mapping[str, Any] | None = None
+        self,
+        schema: Mapping[str, Any],
+        *,
+        values: Mapping[str, Any] | None = None,
+        prefix: str = FIELD_PREFIX,
     ) -> None:
         self.payload_schema = schema
-        self.payload_specs = payload_fields(schema)
+        self.payload_prefix = prefix
+        self.payload_specs = payload_fields(schema, prefix=prefix)
         for spec in self.payload_specs:
             self.fields[spec.form_name] = _input(spec)
             if values is not None and spec.name in values:
@@ -264,7 +270,8 @@ class PayloadFormMixin(ServiceErrorsMixin):
             if value is not None:
                 payload[spec.name] = value
         if self.errors:
-            for key, messages in payload_errors(schema=self.payload_schema, payload=payload).items():
+            problems = payload_errors(schema=self.payload_schema, payload=payload, prefix=self.payload_prefix)
+            for key, messages in problems.items():
                 target = self._field_for(key)
                 if target is not None and target not in self.errors:
                     for message in messages:
@@ -301,7 +308,8 @@ class RequestCreateForm(PayloadFormMixin):
 class RequestActionForm(PayloadFormMixin):
     """One lifecycle action from the request page; a resubmission may carry a new payload."""
 
-    action = forms.ChoiceField(choices=[(a.value, a.label) for a in OFFERED])
+    # A task is done or handed back through TaskForm, which carries its outputs.
+    action = forms.ChoiceField(choices=[(a.value, a.label) for a in OFFERED if a not in TASK_ACTIONS])
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=COMMENT_MAX
     )
@@ -336,6 +344,31 @@ class RequestActionForm(PayloadFormMixin):
         cleaned = super().clean() or {}
         if self.carries_payload:
             self.payload_clean()
+        return cleaned
+
+
+class TaskForm(PayloadFormMixin):
+    """A task done (its outputs, as its stage's schema describes them, and a note for the
+    next holder) or handed back (the note says why)."""
+
+    action = forms.ChoiceField(choices=[(a.value, a.label) for a in TASK_ACTIONS])
+    stage = forms.CharField(max_length=50, widget=forms.HiddenInput)
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=COMMENT_MAX
+    )
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    idempotency_key = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, outputs_schema: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_payload_fields(outputs_schema, prefix=OUTPUTS_PREFIX)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("action") == Action.COMPLETE:
+            self.payload_clean()  # outputs matter only when the task is done
+        else:
+            self.cleaned_payload = {}
         return cleaned
 
 

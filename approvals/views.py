@@ -19,8 +19,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from accounts.models import User
 from approvals import policies, selectors, services
-from approvals.actions import Action
-from approvals.forms import RequestActionForm, RequestCreateForm, RequestFilterForm
+from approvals.actions import TASK_ACTIONS, Action
+from approvals.forms import RequestActionForm, RequestCreateForm, RequestFilterForm, TaskForm
 from approvals.models import ApprovalRequest, RequestType
 from workflows import errors
 from workflows.services import handoff_claim, handoff_unclaim
@@ -156,6 +156,7 @@ def _detail_context(
     pk: int,
     form: RequestActionForm | None = None,
     problem: str | None = None,
+    task_form: TaskForm | None = None,
 ) -> dict[str, Any]:
     page = selectors.request_page(request_id=pk, user=_me(request))
     if page is None:
@@ -169,10 +170,30 @@ def _detail_context(
             payload_schema=(req.request_type.payload_schema or {}) if resubmit else None,
             payload=req.payload,
         )
+    # One form per task the viewer may do now; a posted one comes back with its errors.
+    tasks = []
+    for task in page.work.tasks if page.work else []:
+        posted = task_form is not None and task_form.data.get("stage") == task.stage.name
+        tasks.append(
+            (
+                task,
+                task_form
+                if posted
+                else TaskForm(
+                    initial={"version": req.version, "stage": task.stage.name},
+                    outputs_schema=task.stage.outputs or {},
+                ),
+            )
+        )
     return {
         "page": page,
         "req": req,
-        "actions": [(o.action.value, o.action.label) for o in page.options if o.allowed],
+        "actions": [
+            (o.action.value, o.action.label)
+            for o in page.options
+            if o.allowed and o.action not in TASK_ACTIONS
+        ],
+        "tasks": tasks,
         "form": form,
         "idempotency_key": uuid.uuid4().hex,
         "problem": problem,
@@ -198,6 +219,51 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/request_detail.html", _detail_context(request, pk))
 
 
+def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse:
+    """A task done (with its outputs) or handed back, from the task's form on the page."""
+    pk = visible.pk
+    policy = visible.policy
+    index = policy.stage_index(request.POST.get("stage", "")) if policy is not None else None
+    stage = policy.stages[index] if policy is not None and index is not None else None
+    if stage is None or not stage.is_task:
+        context = _detail_context(
+            request, pk, problem="There is no such task on this request. Nothing was done."
+        )
+        return render(request, "approvals/request_detail.html", context, status=400)
+    form = TaskForm(request.POST, outputs_schema=stage.outputs or {})
+    if not form.is_valid():
+        context = _detail_context(request, pk, task_form=form)
+        return render(request, "approvals/request_detail.html", context, status=400)
+    action = Action(form.cleaned_data["action"])
+    data: dict[str, Any] = {"stage": stage.name}
+    if action == Action.COMPLETE:
+        data["outputs"] = form.cleaned_payload
+    try:
+        result = services.request_act(
+            request_id=pk,
+            action=action,
+            actor=_me(request),
+            comment=form.cleaned_data["comment"],
+            expected_version=form.cleaned_data["version"],
+            idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            data=data,
+        )
+    except errors.NotFound:
+        raise Http404("No such request.") from None
+    except errors.WorkflowError as exc:
+        if exc.field_errors:
+            form.add_service_error(exc)
+        context = _detail_context(request, pk, task_form=form)
+        if not exc.field_errors:
+            context["problem"] = _problem_message(exc, context["req"], action.label.lower())
+        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+    done = "done" if action == Action.COMPLETE else "handed back"
+    messages.success(
+        request, f"Task {stage.name} {done}. {result.instance} is now {result.instance.get_state_display()}."
+    )
+    return redirect("approvals:request_detail", pk=pk)
+
+
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
@@ -205,6 +271,8 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     visible = selectors.request_visible(request_id=pk, user=_me(request))
     if visible is None:
         raise Http404("No such request.")
+    if Action.named(request.POST.get("action", "")) in TASK_ACTIONS:
+        return _task_action(request, visible)
     # Only a resubmission reads payload inputs; any other action leaves the payload alone.
     resubmit = request.POST.get("action") == Action.RESUBMIT
     form = RequestActionForm(

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 from django_fsm import can_proceed
 
 from approvals.actions import OFFERED, Action
-from approvals.lifecycle.base import RequestAction, RequestFacts, RequestStep
+from approvals.lifecycle.base import RequestAction, RequestFacts, RequestStep, distinct_from_refusal
 from approvals.lifecycle.close import Cancel, Withdraw
 from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestChanges, through_handoff
 from approvals.lifecycle.move import MovePolicy, move_plan
 from approvals.lifecycle.submit import Resubmit, Submit, revision_diff
 from approvals.lifecycle.work import Complete, HandBack, task_handoffs
 from approvals.models import ApprovalRequest, Decision, RequestRevision
+from approvals.routing import Stage
 from workflows.definition import Step, Workflow
 from workflows.models import Handoff, Recipient
 
@@ -120,6 +121,21 @@ def action_options(
     return options
 
 
+def tasks_held(*, request: ApprovalRequest, user: User, facts: RequestFacts) -> list[tuple[Stage, Handoff]]:
+    """The tasks `user` may do on `request` now, each with the handoff they hold for it
+    (the checks of Action.COMPLETE, separation of duties included)."""
+    step: RequestStep = Step(instance=request, name=Action.COMPLETE, actor=user, principal=user, facts=facts)
+    policy = request.policy
+    if policy is None or not user.is_active:
+        return []
+    held = []
+    for handoff in task_handoffs(step, user):
+        stage = policy.stages[policy.stage_index(handoff.stage) or 0]
+        if distinct_from_refusal(step, stage=stage, person=user) is None:
+            held.append((stage, handoff))
+    return held
+
+
 __all__ = [
     "CHANGES_STAGE",
     "LIFECYCLE",
@@ -131,5 +147,6 @@ __all__ = [
     "move_plan",
     "revision_diff",
     "task_handoffs",
+    "tasks_held",
     "through_handoff",
 ]

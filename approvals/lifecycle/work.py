@@ -56,8 +56,7 @@ def task_of(step: RequestStep) -> tuple[Stage, Handoff]:
     if named:
         held = [h for h in held if h.stage == named]
         if not held:
-            message = f"Task '{named}' is not waiting for you."
-            raise errors.InvalidInput(message, field_errors={"stage": [message]})
+            raise errors.Forbidden(f"Task '{named}' is not waiting for you.")
     elif len({h.stage for h in held}) > 1:
         stages = ", ".join(sorted({h.stage for h in held}))
         message = f"Say which task: you hold {stages}."

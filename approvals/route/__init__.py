@@ -12,7 +12,7 @@ will happen.
 
 from approvals.route.counting import deciders_this_revision, decisions_counted, stage_result, undecided
 from approvals.route.enter import entry_change, route_enter, route_simulate
-from approvals.route.plan import RoutePlan, Slot, StageEntry
+from approvals.route.plan import RoutePlan, Slot, StageEntry, route_data
 from approvals.route.slots import (
     STAND_IN,
     escalation_slots,
@@ -33,6 +33,7 @@ __all__ = [
     "entry_change",
     "escalation_slots",
     "handoff_specs",
+    "route_data",
     "route_enter",
     "route_simulate",
     "stage_result",

@@ -16,23 +16,23 @@ from approvals.selectors.request_page import (
     STATE_LABELS,
     DiffItem,
     HistoryItem,
-    PayloadItem,
     RequestPage,
     RevisionView,
     diff_label,
     handoff_request,
     history_item,
-    payload_items,
     request_page,
     request_visible,
     revision_views,
-    value_text,
 )
 from approvals.selectors.route import RouteStepView, RouteView, route_marks, route_view
+from approvals.selectors.values import PayloadItem, payload_items, value_text
+from approvals.selectors.work import Delivered, TaskView, WorkView, work_view
 
 __all__ = [
     "CHANGES_STAGE",
     "STATE_LABELS",
+    "Delivered",
     "DiffItem",
     "HistoryItem",
     "InboxRow",
@@ -42,6 +42,8 @@ __all__ = [
     "RevisionView",
     "RouteStepView",
     "RouteView",
+    "TaskView",
+    "WorkView",
     "diff_label",
     "handoff_request",
     "history_item",
@@ -59,4 +61,5 @@ __all__ = [
     "route_view",
     "stage_label",
     "value_text",
+    "work_view",
 ]

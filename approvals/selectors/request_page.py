@@ -3,7 +3,6 @@ history, and the actions the viewer may take."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,10 @@ from approvals.diagrams import lifecycle_svg
 from approvals.lifecycle import ActionOption, action_options
 from approvals.models import OPEN_STATES, ApprovalRequest, Decision, RequestRevision, State
 from approvals.records import RequestRecord, request_record
-from approvals.schemas import field_label, schema_fields
+from approvals.schemas import field_label
 from approvals.selectors.route import RouteView, route_view
+from approvals.selectors.values import PayloadItem, payload_items, value_text
+from approvals.selectors.work import WorkView, work_view
 from workflows.models import AuditEntry, Handoff
 from workflows.permissions import may_claim, may_reassign
 from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
@@ -27,19 +28,6 @@ if TYPE_CHECKING:
 
 
 STATE_LABELS: dict[str, str] = {str(value): str(label) for value, label in State.choices}
-
-
-def value_text(value: Any) -> str:
-    """A payload value as a person reads it."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def diff_label(schema: Mapping[str, Any], name: str) -> str:
@@ -101,24 +89,6 @@ def history_item(entry: AuditEntry) -> HistoryItem:
 
 
 @dataclass(frozen=True)
-class PayloadItem:
-    name: str
-    label: str
-    value: str
-
-
-def payload_items(schema: Mapping[str, Any], payload: Mapping[str, Any]) -> list[PayloadItem]:
-    """The payload's fields in the schema's order (fields it does not name after them)."""
-    names = [name for name, _, _ in schema_fields(schema)]
-    names += sorted(k for k in payload if k not in names)
-    return [
-        PayloadItem(name=name, label=field_label(schema, name), value=value_text(payload.get(name)))
-        for name in names
-        if name in payload
-    ]
-
-
-@dataclass(frozen=True)
 class DiffItem:
     field: str
     label: str
@@ -151,6 +121,8 @@ class RequestPage:
     revisions: list[RevisionView] = field(default_factory=list)
     route: RouteView | None = None
     lifecycle: SafeString | None = None
+    # The tasks the viewer may do now, what the tasks delivered, and their handover notes.
+    work: WorkView | None = None
 
     @property
     def actions(self) -> list[str]:
@@ -200,13 +172,12 @@ def request_page(*, request_id: int, user: User) -> RequestPage | None:
         RequestRevision.objects.filter(request=request).select_related("created_by").order_by("number")
     )
     schema = request.request_type.payload_schema or {}
+    open_handoffs = [h for h in handoffs if h.is_open]
     return RequestPage(
         request=request,
         handoffs=handoffs,
         history=[history_item(e) for e in entries],
-        options=action_options(
-            request=request, user=user, open_handoffs=[h for h in handoffs if h.is_open], decisions=decisions
-        ),
+        options=action_options(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions),
         claimable=frozenset(h.pk for h in handoffs if may_claim(user=user, handoff=h)),
         releasable=frozenset(
             h.pk
@@ -225,6 +196,7 @@ def request_page(*, request_id: int, user: User) -> RequestPage | None:
             open_states=[str(s) for s in OPEN_STATES],
             current=request.state,
         ),
+        work=work_view(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions),
     )
 
 

@@ -100,11 +100,28 @@ def route_marks(
                 if index is not None:
                     marks[index] = StageMark("met", "met by earlier approvals")
             position = route.to
+        task = record.task
+        if task is not None and task.stage in index_of:
+            who = entry.actor.display_name if entry.actor else "Baton"
+            marks[index_of[task.stage]] = (
+                StageMark("met", f"done by {who}")
+                if task.outcome == "completed"
+                else StageMark("failed", f"could not be done ({who})")
+            )
         if entry.action in {Action.WITHDRAW, Action.CANCEL} and position in index_of:
             verb = "withdrawn" if entry.action == Action.WITHDRAW else "cancelled"
             marks[index_of[position]] = StageMark("", f"{verb} here")
-    if request.state == State.IN_REVIEW and request.stage_index is not None:
+    if request.in_fulfilment or (request.state == State.IN_REVIEW and request.stage_index is not None):
+        assert request.stage_index is not None
         stage = policy.stages[request.stage_index]
+        if stage.is_task:
+            for index in policy.step_of(request.stage_index):
+                member = policy.stages[index]
+                if index in marks and marks[index].status in {"met", "skipped"}:
+                    continue
+                waiting = _names(h.holder_label() for h in handoffs if h.is_open and h.stage == member.name)
+                marks[index] = StageMark("current", f"waiting for {waiting}" if waiting else "waiting")
+            return marks
         approvals = said.get((stage.name, "approve"), [])
         waiting = _names(h.holder_label() for h in handoffs if h.is_open)
         note = f"waiting for {waiting}" if waiting else "waiting"
