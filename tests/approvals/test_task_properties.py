@@ -100,10 +100,11 @@ def task_policies(draw: Any) -> dict[str, Any]:
 
 def _names_holding(request: ApprovalRequest, pool: Pool) -> list[str]:
     names = []
-    for handoff in Handoff.objects.for_instance(request).open():
+    for handoff in Handoff.objects.for_instance(request).open().select_related("candidate_group"):
+        group = handoff.candidate_group.name if handoff.candidate_group else ""
         for name, user in pool.users.items():
             if handoff.assignee_id == user.pk or (
-                handoff.assignee_id is None and name in GROUP_MEMBERS.get(handoff.candidate_group.name, [])
+                handoff.assignee_id is None and name in GROUP_MEMBERS.get(group, [])
             ):
                 names.append(name)
     return sorted(set(names)) or ["rita"]
