@@ -24,6 +24,8 @@ class Action(models.TextChoices):
     COMPLETE = "complete", "Mark the task done"
     HAND_BACK = "hand_back", "Cannot be done"
     MOVE_POLICY = "move_policy", "Move to another policy version"
+    COMMENT = "comment", "Comment"
+    ATTACH = "attach", "Add files"
     CLAIM = "claim", "Claim"
     UNCLAIM = "unclaim", "Release"
     REASSIGN = "reassign", "Reassign"
@@ -92,6 +94,8 @@ _DONE = {
     Action.COMPLETE: "completed a task",
     Action.HAND_BACK: "handed a task back",
     Action.MOVE_POLICY: "moved to another policy version",
+    Action.COMMENT: "commented",
+    Action.ATTACH: "added files",
     Action.CLAIM: "claimed",
     Action.UNCLAIM: "released",
     Action.REASSIGN: "reassigned",
@@ -107,6 +111,8 @@ _NEWS = {
     Action.COMPLETE: "had a task completed",
     Action.HAND_BACK: "had a task handed back",
     Action.MOVE_POLICY: "was moved to another version of its policy",
+    Action.COMMENT: "has a new comment",
+    Action.ATTACH: "has new files",
 }
 _COMMENT_REQUIRED = {
     Action.REJECT: "Say why you reject it.",

@@ -63,3 +63,20 @@ def may_view(request: ApprovalRequest, user: User) -> bool:
         if handoff.assignee_id == user.pk or handoff.candidate_group_id in groups:
             return True
     return False
+
+
+def may_comment(request: ApprovalRequest, user: User) -> bool:
+    """Whoever takes part in a request may write on its thread and add files: its requester,
+    whoever holds or held one of its handoffs, approvers and managers who may see it.
+    Read-only roles (auditors) see the thread but never write on it."""
+    if not may_view(request, user):
+        return False
+    if request.requester_id == user.pk:
+        return True
+    if user.has_perm("approvals.decide_approvalrequest") or user.has_perm("approvals.cancel_approvalrequest"):
+        return True
+    groups = user_group_ids(user)
+    return any(
+        h.assignee_id == user.pk or h.candidate_group_id in groups
+        for h in Handoff.objects.for_instance(request)
+    )

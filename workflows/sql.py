@@ -59,6 +59,7 @@ class _Table:
         self.insert_fields = [f for f in self.fields if f is not self.auto]
         self.insert_head = f"INSERT INTO {self.name} ({', '.join(quote(self._column(f)) for f in self.insert_fields)}) VALUES "
         self.insert_row = "(" + ", ".join(["%s"] * len(self.insert_fields)) + ")"
+        self.foreign_keys = [f for f in self.insert_fields if isinstance(f, models.ForeignKey)]
         self.returning = f" RETURNING {quote(self._column(self.auto))}" if self.auto is not None else ""
         self.quote = quote
 
@@ -169,6 +170,13 @@ def rows_insert(objs: Sequence[models.Model]) -> None:
     table = _table(type(objs[0]), db)
     params: list[Any] = []
     for obj in objs:
+        for fk in table.foreign_keys:
+            # A related row inserted just before (e.g. a comment and its attachments):
+            # take its key now, as Model.save() would.
+            if getattr(obj, fk.attname) is None:
+                related = getattr(obj, fk.name, None)
+                if related is not None and related.pk is not None:
+                    setattr(obj, fk.attname, related.pk)
         params += [f.get_db_prep_save(f.pre_save(obj, True), db) for f in table.insert_fields]
     sql = table.insert_head + ", ".join([table.insert_row] * len(objs)) + table.returning
     with db.cursor() as cursor:

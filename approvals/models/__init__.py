@@ -1,5 +1,6 @@
 """Approval requests: the product built on the workflow engine."""
 
+from approvals.models.discussion import Attachment, Comment
 from approvals.models.notification import Notification
 from approvals.models.requests import (
     FULFILMENT_STATES,
@@ -20,6 +21,8 @@ __all__ = [
     "OPEN_STATES",
     "TITLE_MAX",
     "ApprovalRequest",
+    "Attachment",
+    "Comment",
     "Decision",
     "Notification",
     "PolicyVersion",

@@ -8,6 +8,7 @@ all. Views, API, tasks, commands and the admin call these functions; none of the
     transition.py   transition(): lock, check, act, record (the path of every action)
     creation.py     instance_create(): a new instance, optionally with its first action
     handoffs.py     handoff_claim(), handoff_unclaim(), handoff_reassign()
+    notes.py        instance_note(): a comment or an attachment on the record, state unchanged
     common.py       the system actor, the row lock, handoffs opened and closed, live events
     idempotency.py  keys that make a retried transition replay its first result
 """
@@ -22,6 +23,7 @@ from workflows.services.common import (
 )
 from workflows.services.creation import instance_create
 from workflows.services.handoffs import handoff_claim, handoff_reassign, handoff_unclaim
+from workflows.services.notes import instance_note
 from workflows.services.transition import transition
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
     "handoff_unclaim",
     "instance_channel_group",
     "instance_create",
+    "instance_note",
     "transition",
 ]
