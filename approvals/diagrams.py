@@ -20,7 +20,8 @@ from django_fsm import RETURN_VALUE
 from approvals.routing import Policy, Stage, duration_text
 
 BOX_W, BOX_H = 150, 44
-FONT = "font-family:system-ui,sans-serif"
+# Presentation attributes, not style="…": the Content-Security-Policy refuses style attributes.
+FONT = 'font-family="system-ui,sans-serif"'
 COLOURS = {
     "box": "#ffffff",
     "line": "#8a93a6",
@@ -78,8 +79,8 @@ def _text(
 ) -> str:
     fill = colour or COLOURS["text"]
     return (
-        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="middle" style="{FONT};font-size:{size}px;'
-        f'font-weight:{weight}" fill="{fill}">{escape(content)}</text>'
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="middle" {FONT} font-size="{size}" '
+        f'font-weight="{weight}" fill="{fill}">{escape(content)}</text>'
     )
 
 
@@ -225,7 +226,7 @@ def lifecycle_svg(
 
 def _side_text(x: float, y: float, content: str, *, anchor: str) -> str:
     return (
-        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" style="{FONT};font-size:10px" '
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" {FONT} font-size="10" '
         f'fill="{COLOURS["muted"]}">{escape(content)}</text>'
     )
 
