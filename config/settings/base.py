@@ -7,6 +7,7 @@ environment variables; the defaults are safe for the embedded mode only.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "guardian",
+    "axes",
     "csp",
     "channels",
     "rest_framework",
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workflows.tracing.TraceIdMiddleware",
+    # Last, as django-axes asks: it turns a login refused for a lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,6 +123,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every login attempt of a locked-out user name or address before a
+    # password is even checked.
+    "axes.backends.AxesStandaloneBackend",
     "accounts.backends.RoleModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -131,6 +138,34 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "approvals:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- login throttling and lockout (django-axes; SECURITY.md) ---------------------------
+# Failures are counted per user name and, separately, per client address; either count
+# reaching its limit refuses every login for it, the right password included, until the
+# cool-off ends or an administrator unlocks it (admin: Axes > Access attempts, delete; or
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`).
+AXES_HANDLER = "accounts.lockout.LockoutHandler"  # the database handler, two limits
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+# Many people can share an address (an office behind NAT): it gets a higher limit.
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_ADDRESS", "20"))
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+# 0: locked until an administrator unlocks.
+_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_COOLOFF_TIME = timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES > 0 else None
+# Not on success: a success from an address would wipe that address's failures against
+# other user names too (axes resets every count the attempt matches), so an attacker with
+# one account of their own could guess forever between their own logins.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+# A persistent record of every failure (admin: Axes > Access failures) besides the counts.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# How many reverse proxies that append to X-Forwarded-For stand in front of Django. 0: none,
+# the client address is the connection's (REMOTE_ADDR). Behind one proxy (nginx, a load
+# balancer) set 1: the address that proxy saw is the last one in X-Forwarded-For. A
+# larger value than the real number lets clients choose their own address (spoofing).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
 # --- response headers ----------------------------------------------------------------------
 # Content-Security-Policy (django-csp): everything from this site only, nothing inline (no
@@ -279,5 +314,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Lockouts are said once, clearly, by accounts.lockout; axes' own lines repeat them.
+        "axes": {"level": "WARNING"},
     },
 }

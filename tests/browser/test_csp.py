@@ -110,4 +110,6 @@ def test_the_django_admin_works_under_the_policy(new_page: Callable[[], Page]) -
     # and its simulation page works
     page.goto(f"/admin/approvals/policyversion/{version.pk}/simulate/")
     expect(page.get_by_role("button", name="Simulate")).to_be_visible()
-
+    # and the lockout records are there to read
+    page.goto("/admin/axes/accessattempt/")
+    expect(page.locator("#content h1")).to_be_visible()

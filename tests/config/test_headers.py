@@ -119,6 +119,8 @@ def _pages(site: dict[str, Any]) -> list[tuple[str, str, str | None, int]]:
         ("admin add user", "/admin/accounts/user/add/", "ada", 200),
         ("admin user", f"/admin/accounts/user/{site['rita'].pk}/change/", "ada", 200),
         ("admin password", f"/admin/accounts/user/{site['rita'].pk}/password/", "ada", 200),
+        ("admin access attempts", "/admin/axes/accessattempt/", "ada", 200),
+        ("admin access failures", "/admin/axes/accessfailurelog/", "ada", 200),
         ("admin delegation form", "/admin/accounts/delegation/add/", "ada", 200),
         ("admin team form", "/admin/accounts/team/add/", "ada", 200),
     ]
@@ -159,6 +161,14 @@ def test_posted_forms_with_errors_carry_the_headers(site: dict[str, Any]) -> Non
         assert b"error" in response.content
         assert_secure_headers(response)
         assert_nothing_inline(response)
+
+
+def test_the_lockout_page_carries_the_headers(site: dict[str, Any], settings: Any) -> None:
+    settings.AXES_FAILURE_LIMIT = settings.LOGIN_FAILURE_LIMIT = 1
+    response = Client().post("/login/", {"username": "rita", "password": "wrong"})
+    assert response.status_code == 429
+    assert_secure_headers(response)
+    assert_nothing_inline(response)
 
 
 @pytest.mark.urls("tests.config.urls_error")
