@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
         from axes.signals import user_locked_out
         from django.db.models.signals import post_migrate
 
+        from accounts import sessions  # noqa: F401  (connects the login stamp)
         from accounts.lockout import lockout_logged
         from accounts.roles import roles_sync_after_migrate
 

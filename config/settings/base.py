@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the messages: it says why a session ended.
+    "accounts.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workflows.tracing.TraceIdMiddleware",
     # Last, as django-axes asks: it turns a login refused for a lockout into its answer.
@@ -166,6 +168,16 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # balancer) set 1: the address that proxy saw is the last one in X-Forwarded-For. A
 # larger value than the real number lets clients choose their own address (spoofing).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+# --- sessions (accounts/sessions.py) ---------------------------------------------------------
+# A session ends after this long without a request, and at the latest this long after the
+# login, whatever the activity.
+SESSION_IDLE_TIMEOUT = int(os.environ.get("SESSION_IDLE_MINUTES", "30")) * 60
+SESSION_ABSOLUTE_TIMEOUT = int(os.environ.get("SESSION_MAX_HOURS", "12")) * 3600
+# The cookie and the stored session never outlive the absolute limit.
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- response headers ----------------------------------------------------------------------
 # Content-Security-Policy (django-csp): everything from this site only, nothing inline (no

@@ -1,5 +1,5 @@
 """The strict Content-Security-Policy in a real Chromium: the site's pages and the Django
-admin work under it, and a violation is caught.
+admin work under it, a violation is caught, and the account page logs out everywhere.
 
 Every page opened through `new_page` fails its test on any CSP violation (conftest.py);
 these tests walk the pages no other browser test opens, and prove the check itself.
@@ -63,7 +63,7 @@ def test_the_site_s_pages_work_under_the_policy(new_page: Callable[[], Page]) ->
     req = ApprovalRequest.objects.filter(requester__username="rita").order_by("pk").first()
     assert req is not None
     # when she walks through every page she may open
-    for url in ["/", "/inbox/", "/requests/", "/requests/new/", "/requests/new/expense/"]:
+    for url in ["/", "/inbox/", "/requests/", "/requests/new/", "/requests/new/expense/", "/account/"]:
         response = page.goto(url)
         # then each opens (and, by the fixture, without a single CSP violation)
         assert response is not None, url
@@ -113,3 +113,20 @@ def test_the_django_admin_works_under_the_policy(new_page: Callable[[], Page]) -
     # and the lockout records are there to read
     page.goto("/admin/axes/accessattempt/")
     expect(page.locator("#content h1")).to_be_visible()
+
+
+def test_log_out_everywhere_from_the_account_page(new_page: Callable[[], Page]) -> None:
+    # given Rita logged in on two devices
+    demo_load()
+    laptop, phone = new_page(), new_page()
+    _log_in(laptop, "rita")
+    _log_in(phone, "rita")
+    # when she presses "Log out everywhere" on her account page, on the laptop
+    laptop.get_by_test_id("current-user").click()
+    laptop.get_by_test_id("log-out-everywhere").click()
+    # then the laptop shows the login page, saying what happened
+    expect(laptop.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(laptop.get_by_role("status")).to_contain_text("You were logged out everywhere")
+    # and the phone's next page is the login page too
+    phone.goto("/inbox/")
+    expect(phone.get_by_role("heading", name="Log in")).to_be_visible()

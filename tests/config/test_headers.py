@@ -105,6 +105,7 @@ def _pages(site: dict[str, Any]) -> list[tuple[str, str, str | None, int]]:
         ("request page (approver, decision form)", f"/requests/{req.pk}/", "alex", 200),
         ("new request: types", "/requests/new/", "rita", 200),
         ("new request: form", f"/requests/new/{slug}/", "rita", 200),
+        ("account", "/account/", "rita", 200),
         ("not allowed (403)", "/requests/all/", "rita", 403),
         ("not found (404)", "/no-such-page/", "rita", 404),
         ("someone else's request (404)", f"/requests/{site['other'].pk}/", "rita", 404),
