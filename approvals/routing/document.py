@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from approvals.routing.limits import POLICY_BOUNDS, shape_problem
 from approvals.routing.model import (
     APPROVER_KEYS,
     MAX_STAGES,
@@ -252,7 +253,14 @@ class _Reader:
 
 
 def policy_parse(document: Any) -> Policy:
-    """Read a loaded policy document; raises PolicyError listing every structural problem."""
+    """Read a loaded policy document; raises PolicyError listing every structural problem.
+
+    A document beyond POLICY_BOUNDS (too large, too deeply nested, values JSON does not
+    have) is refused first, in one line, before anything else reads it.
+    """
+    too_big = shape_problem(document, POLICY_BOUNDS)
+    if too_big:
+        raise PolicyError([too_big])
     reader = _Reader()
     policy = reader.policy(document)
     if policy is None:
