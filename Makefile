@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench fuzz relay clean
+.PHONY: run test lint format bench fuzz audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 # The fuzz targets of tests/fuzz/ for longer than the suite runs them: FUZZ_MINUTES=10 make fuzz
 fuzz: $(STAMP)
 	$(BIN)/python -m bench.fuzz --minutes $(or $(FUZZ_MINUTES),3)
+
+# bandit on the application's code, pip-audit on the installed requirements (.ci/audit)
+audit: $(STAMP)
+	bash .ci/audit
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts
