@@ -120,3 +120,29 @@ class SessionLimitsMiddleware:
             # ended everywhere): nothing of it may outlive the refusal.
             request.session.flush()
         return self.get_response(request)
+
+
+class WebSocketSessionLimits:
+    """Channels middleware, inside AuthMiddlewareStack: a WebSocket whose session is past
+    its idle or absolute limit connects as nobody (the consumers then refuse it, 4401).
+
+    Deactivated users and sessions ended everywhere are already refused by Channels' own
+    session check. A socket that is already open is not cut; it ends at its next reconnect.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope.get("session") is not None and scope.get("user") is not None:
+            from channels.db import database_sync_to_async
+            from django.contrib.auth.models import AnonymousUser
+
+            if await database_sync_to_async(_session_over)(scope):
+                scope = {**scope, "user": AnonymousUser()}
+        return await self.inner(scope, receive, send)
+
+
+def _session_over(scope: dict[str, Any]) -> bool:
+    user = scope["user"]
+    return bool(user.is_authenticated) and session_end_reason(scope["session"], clock()) is not None

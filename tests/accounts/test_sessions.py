@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.auth import get_user as channels_get_user
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
@@ -258,3 +259,55 @@ def test_django_s_model_backend_refuses_an_inactive_user_when_loading_a_session(
     from accounts.backends import RoleModelBackend
 
     assert RoleModelBackend().get_user(rita.pk) is None
+
+
+# --- WebSockets --------------------------------------------------------------------------------
+
+
+async def _connects(client: Client) -> tuple[bool, Any]:
+    """Open /ws/inbox/ with the client's session cookie: (accepted, close code)."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from config.asgi import application
+
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    scope = {
+        "type": "websocket",
+        "path": "/ws/inbox/",
+        "query_string": b"",
+        "headers": [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")],
+        "subprotocols": [],
+        "client": ["127.0.0.1", 40000],
+        "server": ["127.0.0.1", 8000],
+    }
+    socket = ApplicationCommunicator(application, scope)
+    await socket.send_input({"type": "websocket.connect"})
+    answer = await socket.receive_output(timeout=10)
+    # The browser's side of the closing handshake, either way.
+    await socket.send_input({"type": "websocket.disconnect", "code": 1000})
+    await socket.wait(timeout=10)
+    if answer["type"] == "websocket.accept":
+        return True, None
+    return False, answer.get("code")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_of_an_idle_session_is_refused(clock: Clock) -> None:
+    # given rita, logged in, whose live inbox connects
+    client = logged_in_client(UserFactory.create(username="rita"))
+    assert async_to_sync(_connects)(client)[0] is True
+    # when her session has been idle past the limit
+    clock.advance(30 * MINUTE)
+    # then her WebSocket is refused as for nobody logged in
+    assert async_to_sync(_connects)(client) == (False, 4401)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_past_the_absolute_lifetime_is_refused(clock: Clock) -> None:
+    client = logged_in_client(UserFactory.create(username="rita"))
+    for _ in range(12 * 6 - 1):
+        clock.advance(10 * MINUTE)
+        assert is_logged_in(client)
+    assert async_to_sync(_connects)(client)[0] is True
+    clock.advance(10 * MINUTE)
+    assert async_to_sync(_connects)(client) == (False, 4401)
