@@ -290,3 +290,28 @@ def test_the_policy_field_answers_a_form_error_for_a_bomb() -> None:
     with pytest.raises(ValidationError) as refused:
         PolicyDocumentField().clean(alias_bomb(10, 9))
     assert "too large" in str(refused.value)
+
+
+def test_yaml_is_only_ever_read_through_the_safe_loader() -> None:
+    # given every Python file of the application
+    import re
+
+    from django.conf import settings
+
+    root = Path(settings.BASE_DIR)
+    unsafe = re.compile(
+        r"yaml\.(load|unsafe_load|full_load|load_all|unsafe_load_all|full_load_all)\(|yaml\.(Loader|UnsafeLoader|FullLoader)\b"
+    )
+    files = [
+        p
+        for package in ("accounts", "approvals", "workflows", "config")
+        for p in (root / package).rglob("*.py")
+    ]
+    assert files
+    # when each is read  /  then none loads YAML but through yaml.safe_load or the bounded safe loader
+    found = [
+        f"{p.relative_to(root)}: {m.group(0)}"
+        for p in files
+        for m in unsafe.finditer(p.read_text(encoding="utf-8"))
+    ]
+    assert not found, found
