@@ -130,3 +130,26 @@ def test_log_out_everywhere_from_the_account_page(new_page: Callable[[], Page]) 
     # and the phone's next page is the login page too
     phone.goto("/inbox/")
     expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def test_the_lockout_is_said_on_the_login_page_served_by_the_asgi_server(
+    new_page: Callable[[], Page],
+) -> None:
+    # given Rita, and someone guessing her password in a browser (the ASGI server runs
+    # django-axes' middleware in its async mode)
+    demo_load()
+    page = new_page()
+    page.goto("/login/")
+    # when five guesses fail
+    for _ in range(5):
+        page.get_by_label("User name").fill("rita")
+        page.get_by_label("Password").fill("wrong")
+        page.get_by_role("button", name="Log in").click()
+    # then the login page says the user name is locked
+    expect(page.get_by_test_id("lockout")).to_contain_text("Too many failed logins")
+    # and even the right password is refused now
+    page.get_by_label("User name").fill("rita")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("lockout")).to_be_visible()
+    expect(page.get_by_test_id("current-user")).to_have_count(0)
