@@ -201,6 +201,9 @@ def test_an_administrator_logs_a_person_out_everywhere_from_the_admin() -> None:
     assert admin.get("/admin/").status_code == 200
 
 
+# Channels reads the session in database_sync_to_async, which closes the calling thread's
+# connection when it sits in a test's open transaction (PostgreSQL): such tests commit.
+@pytest.mark.django_db(transaction=True)
 def test_a_websocket_cannot_connect_with_a_session_ended_everywhere() -> None:
     # given rita's session, as a WebSocket would present it
     rita = UserFactory.create(username="rita")
@@ -232,6 +235,7 @@ def test_a_password_change_still_ends_other_sessions_after_log_out_everywhere() 
 # --- deactivation -----------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_deactivated_person_is_logged_out_at_their_next_request() -> None:
     # given rita, logged in
     rita = UserFactory.create(username="rita")
@@ -291,7 +295,23 @@ async def _connects(client: Client) -> tuple[bool, Any]:
     return False, answer.get("code")
 
 
+@pytest.fixture
+def _fresh_channel_layer() -> Any:
+    """An in-memory channel layer for these sockets: each test call runs its own event loop,
+    and a Redis layer's connections belong to the loop that made them."""
+    from channels import DEFAULT_CHANNEL_LAYER
+    from channels.layers import InMemoryChannelLayer, channel_layers
+
+    previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
+    yield
+    if previous is not None:
+        channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
+    else:
+        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_channel_layer")
 def test_a_websocket_of_an_idle_session_is_refused(clock: Clock) -> None:
     # given rita, logged in, whose live inbox connects
     client = logged_in_client(UserFactory.create(username="rita"))
@@ -303,6 +323,7 @@ def test_a_websocket_of_an_idle_session_is_refused(clock: Clock) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_channel_layer")
 def test_a_websocket_past_the_absolute_lifetime_is_refused(clock: Clock) -> None:
     client = logged_in_client(UserFactory.create(username="rita"))
     for _ in range(12 * 6 - 1):
