@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.models import Delegation, Team, TeamMembership, User
+from accounts.sessions import sessions_end_everywhere
 
 
 @admin.register(User)
@@ -9,6 +12,16 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Reporting line", {"fields": ("manager",)}))
     list_display = ["username", "email", "first_name", "last_name", "manager", "is_active", "is_staff"]
     autocomplete_fields = ["manager"]
+    actions = ["end_sessions"]
+
+    @admin.action(description="Log the selected people out everywhere", permissions=["change"])
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        people = list(queryset)
+        for person in people:
+            sessions_end_everywhere(person)
+        self.message_user(
+            request, f"Every session of {len(people)} person(s) has ended.", level=messages.SUCCESS
+        )
 
 
 class TeamMembershipInline(admin.TabularInline):

@@ -8,13 +8,17 @@ the API can put each message beside the field it is about.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
-PAYLOAD_MAX_BYTES = 64 * 1024
+from approvals.routing.limits import PAYLOAD_BOUNDS, SCHEMA_BOUNDS, shape_problem
+
+PAYLOAD_MAX_BYTES = PAYLOAD_BOUNDS.max_bytes
 FIELD_PREFIX = "payload"
 _FORMAT_WORDS = {
     "date": "a date (YYYY-MM-DD)",
@@ -33,10 +37,50 @@ _TYPE_WORDS = {
 }
 
 
+# Keywords whose value is one subschema, a list of them, or a mapping of names to them
+# (JSON Schema 2020-12, and 'definitions' of older drafts).
+_ONE = (
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
+_LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
+_NAMED = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+# Subschemas that apply to the same value as the schema holding them: a cycle through
+# these alone (a $ref back to itself) would never reach a smaller value, and never end.
+_SAME_VALUE_ONE = ("not", "if", "then", "else")
+_SAME_VALUE_LIST = ("allOf", "anyOf", "oneOf")
+_SAME_VALUE_NAMED = ("dependentSchemas",)
+# What would make a schema reach outside itself, or resolve names at run time.
+_REFUSED_KEYWORDS = ("$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor", "$anchor")
+# A repeated group holding a repetition, such as (a+)+ or (\w+\s?)*: on some texts Python's
+# regular expressions take exponential time over it. Not every slow pattern, but the classic one.
+_NESTED_REPETITION = re.compile(
+    r"\((?:[^()\\]|\\.)*(?:[*+]|\{\d*,\d*\})(?:[^()\\]|\\.)*\)(?:[*+]|\{\d*,\d*\})"
+)
+
+
 def schema_problems(schema: Any) -> list[str]:
-    """Why `schema` is not a usable payload schema (empty list: it is fine)."""
+    """Why `schema` is not a usable payload schema (empty list: it is fine).
+
+    Beyond JSON Schema's own rules: within SCHEMA_BOUNDS; self-contained (a $ref is a
+    local '#/…' pointer to a part of this schema, and there is no cycle of references that
+    never reaches a smaller value); and no pattern that repeats a repetition. Each of these
+    would otherwise fail or hang validation later, when a requester submits.
+    """
     if not isinstance(schema, dict):
         return ["the payload schema must be a JSON object"]
+    too_big = shape_problem(schema, SCHEMA_BOUNDS)
+    if too_big:
+        return [too_big]
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -44,7 +88,135 @@ def schema_problems(schema: Any) -> list[str]:
         return [f"{where}: {exc.message}"]
     if schema and schema.get("type", "object") != "object":
         return ["the payload schema must describe an object (type: object)"]
+    return _reference_problems(schema) + _pattern_problems(schema)
+
+
+def _subschemas(schema: Any, pointer: str = "#") -> Iterator[tuple[str, Any]]:
+    """Every (JSON pointer, subschema) of `schema`, itself first."""
+    yield pointer, schema
+    if not isinstance(schema, dict):
+        return
+    for key in _ONE:
+        if key in schema:
+            yield from _subschemas(schema[key], f"{pointer}/{_escape(key)}")
+    for key in _LIST:
+        if isinstance(schema.get(key), list):
+            for index, item in enumerate(schema[key]):
+                yield from _subschemas(item, f"{pointer}/{key}/{index}")
+    for key in _NAMED:
+        if isinstance(schema.get(key), dict):
+            for name, item in schema[key].items():
+                yield from _subschemas(item, f"{pointer}/{_escape(key)}/{_escape(str(name))}")
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _pointer_target(root: Any, ref: str) -> tuple[str, Any] | None:
+    """(the canonical pointer, the subschema) a local '#/…' reference names, or None."""
+    if ref == "#":
+        return "#", root
+    if not ref.startswith("#/"):
+        return None
+    current = root
+    for raw in ref[2:].split("/"):
+        token = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(current, dict) and token in current:
+            current = current[token]
+        elif isinstance(current, list) and token.isdigit() and int(token) < len(current):
+            current = current[int(token)]
+        else:
+            return None
+    if not isinstance(current, dict | bool):
+        return None
+    return ref, current
+
+
+def _reference_problems(schema: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    same_value: dict[str, list[str]] = {}
+    for pointer, sub in _subschemas(schema):
+        if not isinstance(sub, dict):
+            continue
+        for keyword in _REFUSED_KEYWORDS:
+            if keyword in sub:
+                problems.append(f"{pointer}: '{keyword}' is not supported: name parts with '$ref: #/$defs/…'")
+        if "$id" in sub and pointer != "#":
+            problems.append(f"{pointer}: '$id' belongs at the top of the schema only")
+        edges = same_value.setdefault(pointer, [])
+        edges += [f"{pointer}/{key}" for key in _SAME_VALUE_ONE if key in sub]
+        for key in _SAME_VALUE_LIST:
+            if isinstance(sub.get(key), list):
+                edges += [f"{pointer}/{key}/{i}" for i in range(len(sub[key]))]
+        for key in _SAME_VALUE_NAMED:
+            if isinstance(sub.get(key), dict):
+                edges += [f"{pointer}/{key}/{_escape(str(name))}" for name in sub[key]]
+        ref = sub.get("$ref")
+        if ref is None:
+            continue
+        target = _pointer_target(schema, ref) if isinstance(ref, str) else None
+        if target is None:
+            problems.append(
+                f"{pointer}: '$ref' {ref!r} must point at a part of this schema, such as '#/$defs/address'"
+            )
+            continue
+        edges.append(_canonical(schema, target[0]))
+    if problems:
+        return problems
+    cycle = _cycle(same_value)
+    if cycle:
+        return ["'$ref' goes round in a circle that never reaches a smaller value: " + " → ".join(cycle)]
     return []
+
+
+def _canonical(schema: dict[str, Any], ref: str) -> str:
+    """A reference as the pointer _subschemas gives the same part (escaping normalised)."""
+    if ref == "#":
+        return "#"
+    tokens = [unquote(raw).replace("~1", "/").replace("~0", "~") for raw in ref[2:].split("/")]
+    return "#/" + "/".join(_escape(t) for t in tokens)
+
+
+def _cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """One cycle of the graph, as the pointers along it, or None (iterative depth-first)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in edges:
+        if state.get(start):
+            continue
+        path: list[str] = [start]
+        iterators = [iter(edges.get(start, []))]
+        state[start] = 1
+        while iterators:
+            step = next(iterators[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                iterators.pop()
+                continue
+            if state.get(step) == 1:
+                return [*path[path.index(step) :], step]
+            if not state.get(step):
+                state[step] = 1
+                path.append(step)
+                iterators.append(iter(edges.get(step, [])))
+    return None
+
+
+def _pattern_problems(schema: dict[str, Any]) -> list[str]:
+    problems = []
+    for pointer, sub in _subschemas(schema):
+        if not isinstance(sub, dict):
+            continue
+        patterns = [sub["pattern"]] if isinstance(sub.get("pattern"), str) else []
+        if isinstance(sub.get("patternProperties"), dict):
+            patterns += [name for name in sub["patternProperties"] if isinstance(name, str)]
+        for pattern in patterns:
+            if _NESTED_REPETITION.search(pattern):
+                problems.append(
+                    f"{pointer}: the pattern {pattern!r} repeats a repetition (like (a+)+), which can take "
+                    "exponential time on some texts; write it without a repeated group around a repetition"
+                )
+    return problems
 
 
 OUTPUTS_PREFIX = "outputs"
@@ -92,6 +264,9 @@ def payload_errors(
     default); empty when valid."""
     if not isinstance(payload, dict):
         return {prefix: ["Must be a JSON object."]}
+    too_big = shape_problem(payload, PAYLOAD_BOUNDS)
+    if too_big:
+        return {prefix: [too_big[0].upper() + too_big[1:] + "."]}
     if len(json.dumps(payload, default=str)) > PAYLOAD_MAX_BYTES:
         return {prefix: [f"At most {PAYLOAD_MAX_BYTES // 1024} KB of data."]}
     if not schema:

@@ -25,6 +25,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from accounts.sessions import WebSocketSessionLimits  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from workflows.outbox import channel_layer_hosted, outbox_relay_drain  # noqa: E402
 
@@ -83,7 +84,9 @@ application = LifespanWithRelay(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(WebSocketSessionLimits(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
 )

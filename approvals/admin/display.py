@@ -15,15 +15,13 @@ from approvals.diagrams import StageMark, lifecycle_svg, policy_svg
 from approvals.models import OPEN_STATES, ApprovalRequest, PolicyVersion, State
 from approvals.routing import PolicyError
 
-MONOSPACE = {
-    "style": "font-family: ui-monospace, monospace; width: 100%; max-width: 60em",
-    "spellcheck": "false",
-}
+# Styled by static/css/admin.css: the Content-Security-Policy refuses style attributes.
+MONOSPACE = {"class": "baton-mono", "spellcheck": "false"}
 
 
 def diagram_box(svg: SafeString) -> SafeString:
     # Wide routes scroll inside the page instead of stretching it.
-    return format_html('<div style="overflow-x:auto; max-width:100%">{}</div>', svg)
+    return format_html('<div class="baton-diagram-box">{}</div>', svg)
 
 
 def route_box(version: PolicyVersion, *, marks: dict[int, StageMark] | None = None, title: str = "") -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.text import capfirst
@@ -13,8 +12,15 @@ from django.utils.text import capfirst
 from accounts.models import User
 from approvals.admin.display import MONOSPACE, document_yaml
 from approvals.models import PolicyVersion, RequestType
-from approvals.publishing import TYPE_KEYS, yaml_problem
+from approvals.publishing import TYPE_KEYS
 from approvals.routing import PolicyError, policy_parse
+from approvals.routing.limits import (
+    POLICY_BOUNDS,
+    SCHEMA_BOUNDS,
+    DocumentTextError,
+    document_text_load,
+    json_text_problem,
+)
 from approvals.schemas import schema_problems
 
 NEW_POLICY = """\
@@ -36,6 +42,17 @@ class SchemaField(forms.JSONField):
         if isinstance(value, dict | list):
             return json.dumps(value, indent=2, ensure_ascii=False)
         return super().prepare_value(value)
+
+    def to_python(self, value: Any) -> Any:
+        # Within bounds before json.loads, which recurses (a deep enough text would crash it).
+        if isinstance(value, str):
+            problem = json_text_problem(value, SCHEMA_BOUNDS)
+            if problem:
+                raise ValidationError(f"Not a usable payload schema: {problem}", code="invalid")
+        try:
+            return super().to_python(value)
+        except ValueError:  # json refuses numbers of more than 4,300 digits with a bare ValueError
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
 class RequestTypeForm(forms.ModelForm):
@@ -74,9 +91,9 @@ class PolicyDocumentField(forms.Field):
         if isinstance(value, dict) or value in self.empty_values:
             return value or None
         try:
-            loaded = yaml.safe_load(str(value))
-        except yaml.YAMLError as exc:
-            raise ValidationError(capfirst(yaml_problem(exc)), code="yaml") from None
+            loaded = document_text_load(str(value), bounds=POLICY_BOUNDS)
+        except DocumentTextError as exc:
+            raise ValidationError(capfirst(str(exc)), code="yaml") from None
         if not isinstance(loaded, dict):
             raise ValidationError(
                 "A policy is a mapping with 'stages' (and optionally 'options').", code="shape"

@@ -105,7 +105,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Document")
     def document_text(self, obj: PolicyVersion) -> str:
-        return format_html('<pre style="margin:0">{}</pre>', document_yaml(obj.document))
+        return format_html('<pre class="baton-document">{}</pre>', document_yaml(obj.document))
 
     @admin.display(description="Route")
     def route_diagram(self, obj: PolicyVersion) -> str:

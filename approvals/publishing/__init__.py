@@ -30,7 +30,6 @@ from approvals.publishing.files import (
     policy_file_paths,
     policy_file_read,
     split_policy_file,
-    yaml_problem,
 )
 from approvals.publishing.lookups import (
     person_find,
@@ -67,5 +66,4 @@ __all__ = [
     "version_problems",
     "versions_check",
     "versions_to_check",
-    "yaml_problem",
 ]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from django.db import transaction
 
 from accounts.models import User
@@ -16,6 +14,7 @@ from approvals.models import PolicyVersion, RequestType
 from approvals.models.types import document_checksum
 from approvals.publishing.drafts import CheckResult, document_problems, policy_draft_create, policy_publish
 from approvals.routing import PolicyError, policy_parse
+from approvals.routing.limits import POLICY_BOUNDS, DocumentTextError, document_text_load
 from approvals.schemas import schema_problems
 from workflows import errors
 
@@ -41,13 +40,22 @@ class LoadResult:
 
 
 def policy_file_read(path: Path) -> dict[str, Any]:
-    """A policy file (YAML or JSON) as a mapping; raises PolicyError saying what is wrong."""
+    """A policy file (YAML or JSON) as a mapping; raises PolicyError saying what is wrong.
+
+    Read within POLICY_BOUNDS (size, nesting, values; YAML's safe loader only, limited to
+    what JSON holds), so no file can exhaust memory or the stack.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"cannot read it: {yaml_problem(exc)}"]) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        size = path.stat().st_size
+        if size > POLICY_BOUNDS.max_bytes:
+            raise DocumentTextError(f"it is too large: {size:,} bytes, at most {POLICY_BOUNDS.max_bytes:,}")
+        with path.open("rb") as handle:
+            raw = handle.read(POLICY_BOUNDS.max_bytes + 1)
+        text = raw.decode("utf-8")
+        loaded = document_text_load(text, bounds=POLICY_BOUNDS, json_only=path.suffix == ".json")
+    except DocumentTextError as exc:
+        raise PolicyError([f"cannot read it: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([f"cannot read it: {exc}"]) from None
     if not isinstance(loaded, dict):
         raise PolicyError(["a policy file is a mapping with request_type and stages"])
@@ -57,12 +65,15 @@ def policy_file_read(path: Path) -> dict[str, Any]:
 def split_policy_file(loaded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the request type part, the policy document) of a policy file."""
     raw_type = loaded.get("request_type")
-    type_part: dict[str, Any] = {"slug": raw_type} if isinstance(raw_type, str) else dict(raw_type or {})
+    shape = "request_type must be a slug or a mapping of slug, name, description, payload_schema"
+    if not isinstance(raw_type, str | dict):
+        raise PolicyError([shape])
+    type_part: dict[str, Any] = {"slug": raw_type} if isinstance(raw_type, str) else dict(raw_type)
     unknown = set(type_part) - TYPE_KEYS
-    if not type_part.get("slug") or unknown:
+    if not type_part.get("slug") or not isinstance(type_part["slug"], str) or unknown:
         raise PolicyError(
-            ["request_type must be a slug or a mapping of slug, name, description, payload_schema"]
-            + ([f"request_type: unknown key(s) {', '.join(sorted(unknown))}"] if unknown else [])
+            [shape]
+            + ([f"request_type: unknown key(s) {', '.join(sorted(map(str, unknown)))}"] if unknown else [])
         )
     document = {k: v for k, v in loaded.items() if k not in {"request_type", "name", "description"}}
     return type_part, document
@@ -169,15 +180,6 @@ def policy_file_check(*, path: Path) -> CheckResult:
         schema = existing.payload_schema if existing is not None else {}
     result.problems = document_problems(document=document, schema=schema)
     return result
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error in one line with where it is (PyYAML's own message spans several)."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-    context = getattr(exc, "context", None)
-    return f"not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
 
 
 TYPE_KEYS = {"slug", "name", "description", "payload_schema"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeGuard
@@ -33,7 +34,10 @@ def payload_value(payload: Mapping[str, Any], path: str) -> Any:
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # Whole numbers are always finite (and math.isfinite cannot take one beyond a float).
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _leaf_holds(leaf: Leaf, payload: Mapping[str, Any]) -> bool:
@@ -272,12 +276,27 @@ def _may_be_missing(schema: Mapping[str, Any], path: str) -> bool:
 
 
 def _key(value: Any) -> tuple[str, Any]:
-    return (_json_type(value), value if not isinstance(value, list) else tuple(value))
+    """A hashable stand-in for a JSON value, equal where JSON equality holds (5 and 5.0)."""
+    kind = _json_type(value)
+    if kind in {"array", "object"}:
+        # Lists and objects (an enum may hold them) compare by their canonical JSON text.
+        return (kind, json.dumps(value, sort_keys=True, default=str))
+    return (kind, value)
+
+
+def _term_count(condition: Condition) -> int:
+    """How many 'and'-terms the condition's 'or' of them has (without making them)."""
+    if isinstance(condition, Leaf):
+        return 1
+    counts = [_term_count(child) for child in condition.items]
+    if isinstance(condition, AnyOf):
+        return sum(counts)
+    return math.prod(counts)
 
 
 def condition_satisfiable(condition: Condition, schema: Mapping[str, Any]) -> bool:
-    terms = _dnf(condition)
-    for count, term in enumerate(terms):
-        if count >= MAX_CONDITION_TERMS or _term_satisfiable(term, schema):
-            return True
-    return False
+    # Beyond MAX_CONDITION_TERMS terms the analysis gives up and assumes it reachable; the
+    # terms are counted first, as making them all could take longer than anyone waits.
+    if _term_count(condition) > MAX_CONDITION_TERMS:
+        return True
+    return any(_term_satisfiable(term, schema) for term in _dnf(condition))

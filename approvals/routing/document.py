@@ -8,6 +8,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from approvals.routing.limits import POLICY_BOUNDS, shape_problem
 from approvals.routing.model import (
     APPROVER_KEYS,
     DECISION_ONLY_KEYS,
@@ -389,7 +390,14 @@ class _Reader:
 
 
 def policy_parse(document: Any) -> Policy:
-    """Read a loaded policy document; raises PolicyError listing every structural problem."""
+    """Read a loaded policy document; raises PolicyError listing every structural problem.
+
+    A document beyond POLICY_BOUNDS (too large, too deeply nested, values JSON does not
+    have) is refused first, in one line, before anything else reads it.
+    """
+    too_big = shape_problem(document, POLICY_BOUNDS)
+    if too_big:
+        raise PolicyError([too_big])
     reader = _Reader()
     policy = reader.policy(document)
     if policy is None:

@@ -56,7 +56,10 @@ OUTPUTS = "outputs"
 OPTION_KEYS = {"one_decision_per_person", "carry_over_approvals"}
 TOP_KEYS = {"request_type", "name", "description", "options", "stages"}
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
-DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+DURATION = re.compile(r"^(?:([0-9]{1,7})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,11})m)?$")
+# No SLA is longer (and a due date computed from a longer one would overflow a datetime).
+MAX_DURATION = timedelta(days=3660)
+DURATION_MAX_TEXT = 64
 MAX_STAGES = 20
 MAX_CONDITION_TERMS = 256  # beyond this the reachability analysis gives up and assumes reachable
 
@@ -256,20 +259,24 @@ def value_text(value: Any) -> str:
 
 
 def duration_parse(text: Any) -> timedelta | None:
-    """'30m', '4h', '2d', '1d12h' or ISO 8601 ('P2DT4H'); None when it is neither."""
-    if not isinstance(text, str) or not text.strip():
+    """'30m', '4h', '2d', '1d12h' or ISO 8601 ('P2DT4H'); None when it is neither, or not
+    more than nothing, or longer than MAX_DURATION (about ten years)."""
+    if not isinstance(text, str) or not text.strip() or len(text) > DURATION_MAX_TEXT:
         return None
     value = text.strip()
     match = DURATION.match(value)
-    if match and any(match.groups()):
-        days, hours, minutes = (int(g or 0) for g in match.groups())
-        result = timedelta(days=days, hours=hours, minutes=minutes)
-    else:
-        parsed = parse_duration(value) if value.upper().startswith("P") else None
-        if parsed is None:
-            return None
-        result = parsed
-    return result if result > timedelta(0) else None
+    try:
+        if match and any(match.groups()):
+            days, hours, minutes = (int(g or 0) for g in match.groups())
+            result = timedelta(days=days, hours=hours, minutes=minutes)
+        else:
+            parsed = parse_duration(value) if value.upper().startswith("P") else None
+            if parsed is None:
+                return None
+            result = parsed
+    except (OverflowError, ValueError):  # beyond what a timedelta holds
+        return None
+    return result if timedelta(0) < result <= MAX_DURATION else None
 
 
 def duration_text(value: timedelta) -> str:

@@ -7,10 +7,13 @@ environment variables; the defaults are safe for the embedded mode only.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Runtime files of the embedded mode (SQLite, broker folders, mail) live here, outside git.
@@ -44,6 +47,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "guardian",
+    "axes",
+    "csp",
     "channels",
     "rest_framework",
     "django_filters",
@@ -54,15 +59,23 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The security headers come first so that static files (served by WhiteNoise, which
+    # answers without calling what follows it) carry them too.
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the messages: it says why a session ended.
+    "accounts.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "workflows.tracing.TraceIdMiddleware",
+    # Last, as django-axes asks: it turns a login refused for a lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -112,6 +125,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every login attempt of a locked-out user name or address before a
+    # password is even checked.
+    "axes.backends.AxesStandaloneBackend",
     "accounts.backends.RoleModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -124,6 +140,86 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "approvals:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- login throttling and lockout (django-axes; SECURITY.md) ---------------------------
+# Failures are counted per user name and, separately, per client address; either count
+# reaching its limit refuses every login for it, the right password included, until the
+# cool-off ends or an administrator unlocks it (admin: Axes > Access attempts, delete; or
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`).
+AXES_HANDLER = "accounts.lockout.LockoutHandler"  # the database handler, two limits
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+# Many people can share an address (an office behind NAT): it gets a higher limit.
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_ADDRESS", "20"))
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+# 0: locked until an administrator unlocks.
+_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_COOLOFF_TIME = timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES > 0 else None
+# Not on success: a success from an address would wipe that address's failures against
+# other user names too (axes resets every count the attempt matches), so an attacker with
+# one account of their own could guess forever between their own logins.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+# A persistent record of every failure (admin: Axes > Access failures) besides the counts.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# How many reverse proxies that append to X-Forwarded-For stand in front of Django. 0: none,
+# the client address is the connection's (REMOTE_ADDR). Behind one proxy (nginx, a load
+# balancer) set 1: the address that proxy saw is the last one in X-Forwarded-For. A
+# larger value than the real number lets clients choose their own address (spoofing).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+# --- sessions (accounts/sessions.py) ---------------------------------------------------------
+# A session ends after this long without a request, and at the latest this long after the
+# login, whatever the activity.
+SESSION_IDLE_TIMEOUT = int(os.environ.get("SESSION_IDLE_MINUTES", "30")) * 60
+SESSION_ABSOLUTE_TIMEOUT = int(os.environ.get("SESSION_MAX_HOURS", "12")) * 3600
+# The cookie and the stored session never outlive the absolute limit.
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- response headers ----------------------------------------------------------------------
+# Content-Security-Policy (django-csp): everything from this site only, nothing inline (no
+# inline script or style, no style attributes), no eval, nothing remote. Pages and the
+# Django admin are kept clean of inline code instead of allowing it; a page that ever
+# needs an inline block gets a nonce (request.csp_nonce), never 'unsafe-inline'.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [CSP_NONE],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        "img-src": [CSP_SELF],
+        "font-src": [CSP_SELF],
+        # the page's own fetches and its live-update WebSocket (same host: ws/wss)
+        "connect-src": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "object-src": [CSP_NONE],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Features no page uses, switched off for this site and anything it would embed.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
 
 # guardian: we never use the anonymous user for permissions, but guardian creates it.
 ANONYMOUS_USER_NAME = None
@@ -263,5 +359,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Lockouts are said once, clearly, by accounts.lockout; axes' own lines repeat them.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -148,13 +148,41 @@ def live_server_url(
         config.asgi.django_asgi_app.load_middleware(is_async=True)
 
 
+# Every document reports each Content-Security-Policy violation it sees to the test.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__batonCspViolation(
+    `${event.effectiveDirective} blocked ${event.blockedURI || "inline"} at ${event.documentURI}` +
+    (event.sample ? ` (${event.sample})` : "")
+  );
+});
+"""
+
+
+def _is_csp_message(text: str) -> bool:
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
+@pytest.fixture
+def csp_violations() -> list[str]:
+    """What the pages of this test reported against the Content-Security-Policy.
+
+    The test fails at its end when this is not empty; a test that provokes a violation on
+    purpose reads it and clears it.
+    """
+    return []
+
+
 @pytest.fixture
 def new_page(
-    browser: Browser, request: pytest.FixtureRequest, live_server_url: str
+    browser: Browser, request: pytest.FixtureRequest, live_server_url: str, csp_violations: list[str]
 ) -> Iterator[Callable[[], Page]]:
     """Open pages, each in its own browser context (its own cookies: one person each).
 
-    When the test fails, every open page is saved to test-artifacts/ as a screenshot.
+    The site's Content-Security-Policy is on, as in production: any violation a page
+    reports (a `securitypolicyviolation` event, or Chromium's console message about one)
+    fails the test. When the test fails, every open page is saved to test-artifacts/ as
+    a screenshot.
     """
     contexts: list[BrowserContext] = []
     pages: list[Page] = []
@@ -162,8 +190,16 @@ def new_page(
     def open_page() -> Page:
         context = browser.new_context(base_url=live_server_url)
         context.set_default_timeout(10_000)
+        context.expose_function("__batonCspViolation", lambda text: csp_violations.append(str(text)))
+        context.add_init_script(_REPORT_CSP_VIOLATIONS)
         contexts.append(context)
         page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                csp_violations.append(f"console: {message.text}") if _is_csp_message(message.text) else None
+            ),
+        )
         pages.append(page)
         return page
 
@@ -179,3 +215,7 @@ def new_page(
                 print(f"could not save {path}: {exc}")
     for context in contexts:
         context.close()
+    if csp_violations:
+        pytest.fail(
+            "Content-Security-Policy violations on the pages of this test:\n  " + "\n  ".join(csp_violations)
+        )
