@@ -1,18 +1,18 @@
 from django.urls import path
 
-from approvals import views
+from approvals.views import handoffs, lists, requests
 
 app_name = "approvals"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("inbox/", views.inbox, name="inbox"),
-    path("requests/", views.my_requests, name="my_requests"),
-    path("requests/all/", views.all_requests, name="all_requests"),
-    path("requests/new/", views.request_new, name="request_new"),
-    path("requests/new/<slug:slug>/", views.request_new_of_type, name="request_new_of_type"),
-    path("requests/<int:pk>/", views.request_detail, name="request_detail"),
-    path("requests/<int:pk>/act/", views.request_action, name="request_action"),
-    path("handoffs/<int:pk>/claim/", views.handoff_claim_view, name="handoff_claim"),
-    path("handoffs/<int:pk>/unclaim/", views.handoff_unclaim_view, name="handoff_unclaim"),
+    path("", lists.home, name="home"),
+    path("inbox/", lists.inbox, name="inbox"),
+    path("requests/", lists.my_requests, name="my_requests"),
+    path("requests/all/", lists.all_requests, name="all_requests"),
+    path("requests/new/", requests.request_new, name="request_new"),
+    path("requests/new/<slug:slug>/", requests.request_new_of_type, name="request_new_of_type"),
+    path("requests/<int:pk>/", requests.request_detail, name="request_detail"),
+    path("requests/<int:pk>/act/", requests.request_action, name="request_action"),
+    path("handoffs/<int:pk>/claim/", handoffs.handoff_claim_view, name="handoff_claim"),
+    path("handoffs/<int:pk>/unclaim/", handoffs.handoff_unclaim_view, name="handoff_unclaim"),
 ]
