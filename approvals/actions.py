@@ -15,6 +15,7 @@ class Action(models.TextChoices):
 
     CREATE = "create", "Create"
     SUBMIT = "submit", "Submit for review"
+    EDIT = "edit", "Save the draft"
     APPROVE = "approve", "Approve"
     REJECT = "reject", "Reject"
     REQUEST_CHANGES = "request_changes", "Ask for changes"
@@ -68,6 +69,7 @@ DECISIONS = (Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES)
 # step of its own (approvals.publishing); claims and reassignments change holders only.
 OFFERED = (
     Action.SUBMIT,
+    Action.EDIT,
     Action.APPROVE,
     Action.REJECT,
     Action.REQUEST_CHANGES,
@@ -78,6 +80,8 @@ OFFERED = (
     Action.CANCEL,
 )
 TASK_ACTIONS = (Action.COMPLETE, Action.HAND_BACK)
+# Offered by a form of their own on the request's page, not by a button of the action form.
+OWN_FORM_ACTIONS = (*TASK_ACTIONS, Action.EDIT)
 # The actions that (re-)enter the route from its first stage: what follows them is the
 # request's current way through its policy.
 ROUTE_STARTS = (Action.SUBMIT, Action.RESUBMIT, Action.MOVE_POLICY)
@@ -85,6 +89,7 @@ ROUTE_STARTS = (Action.SUBMIT, Action.RESUBMIT, Action.MOVE_POLICY)
 _DONE = {
     Action.CREATE: "created",
     Action.SUBMIT: "submitted",
+    Action.EDIT: "edited the draft",
     Action.APPROVE: "approved",
     Action.REJECT: "rejected",
     Action.REQUEST_CHANGES: "asked for changes",
@@ -118,6 +123,7 @@ _COMMENT_REQUIRED = {
     Action.REJECT: "Say why you reject it.",
     Action.REQUEST_CHANGES: "Say what should change.",
     Action.HAND_BACK: "Say why it cannot be done.",
+    Action.CANCEL: "Say why you cancel it.",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from django import forms
 
-from approvals.actions import OFFERED, TASK_ACTIONS, Action
+from approvals.actions import OFFERED, OWN_FORM_ACTIONS, TASK_ACTIONS, Action
 from approvals.models import TITLE_MAX, State
 from approvals.schemas import FIELD_PREFIX, OUTPUTS_PREFIX, field_label, payload_errors, schema_fields
 from approvals.services import COMMENT_MAX
@@ -293,9 +293,16 @@ class RequestCreateForm(PayloadFormMixin):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
     save_as_draft = forms.BooleanField(required=False, label="Save as draft (do not submit yet)")
 
-    def __init__(self, *args: Any, payload_schema: Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        payload_schema: Mapping[str, Any],
+        payload: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`payload`: what the payload inputs start with (a draft being edited)."""
         super().__init__(*args, **kwargs)
-        self.add_payload_fields(payload_schema)
+        self.add_payload_fields(payload_schema, values=payload)
         # Title first, then what the type asks for, then the free text and the draft box.
         self.order_fields(["title", *(s.form_name for s in self.payload_specs), "description"])
 
@@ -309,12 +316,14 @@ class RequestActionForm(PayloadFormMixin):
     """One lifecycle action from the request page; a resubmission may carry a new payload."""
 
     # A task is done or handed back through TaskForm, which carries its outputs.
-    action = forms.ChoiceField(choices=[(a.value, a.label) for a in OFFERED if a not in TASK_ACTIONS])
+    action = forms.ChoiceField(choices=[(a.value, a.label) for a in OFFERED if a not in OWN_FORM_ACTIONS])
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=COMMENT_MAX
     )
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     idempotency_key = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
+    # Sent by the confirmation step that irreversible actions pass through first.
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
     title = forms.CharField(max_length=TITLE_MAX, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
 
@@ -358,6 +367,7 @@ class TaskForm(PayloadFormMixin):
     )
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     idempotency_key = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, outputs_schema: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -370,6 +380,47 @@ class TaskForm(PayloadFormMixin):
         else:
             self.cleaned_payload = {}
         return cleaned
+
+
+class DraftForm(RequestCreateForm):
+    """A draft's title, payload and description, edited; saved as they are or submitted."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one input (Django's documented recipe)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        one = super().clean
+        if isinstance(data, list | tuple):
+            return [one(d, initial) for d in data]
+        return [one(data, initial)] if data else []
+
+
+class CommentForm(ServiceErrorsMixin):
+    """A post on the request's thread: words, files, or both (checked by the service)."""
+
+    body = forms.CharField(
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=COMMENT_MAX,
+        strip=True,
+    )
+    # Not `files`: a form keeps its uploads under that name.
+    attachments = MultipleFileField(label="Files", required=False)
+
+    def _field_for(self, name: str) -> str | None:
+        return "attachments" if name == "files" else super()._field_for(name)
 
 
 class RequestFilterForm(forms.Form):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
+
 from approvals import policies
 from approvals.actions import OFFERED, Action
 from approvals.models import TITLE_MAX, ApprovalRequest, RequestType
@@ -95,3 +97,31 @@ def request_act(
         idempotency_key=idempotency_key,
         data=data,
     )
+
+
+def request_draft_save(
+    *,
+    request_id: Any,
+    actor: User,
+    content: dict[str, Any],
+    expected_version: int | None = None,
+    submit: bool = False,
+) -> ApprovalRequest:
+    """Save what a draft says (`content`: title, description, payload; each optional) and,
+    if `submit`, send it for review: both or neither (one transaction).
+
+    Raises the transition service's errors (InvalidInput naming each bad field, StaleVersion
+    when the draft changed since `expected_version`, Forbidden for anyone but its requester).
+    Side effects: an 'edit' audit entry (and 'submit'), live events after commit.
+    """
+    with transaction.atomic():
+        result = request_act(
+            request_id=request_id,
+            action=Action.EDIT,
+            actor=actor,
+            expected_version=expected_version,
+            data=content,
+        )
+        if submit:
+            result = request_act(request_id=request_id, action=Action.SUBMIT, actor=actor)
+    return result.instance

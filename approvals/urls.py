@@ -13,6 +13,9 @@ urlpatterns = [
     path("requests/new/<slug:slug>/", requests.request_new_of_type, name="request_new_of_type"),
     path("requests/<int:pk>/", requests.request_detail, name="request_detail"),
     path("requests/<int:pk>/act/", requests.request_action, name="request_action"),
+    path("requests/<int:pk>/edit/", requests.request_edit, name="request_edit"),
+    path("requests/<int:pk>/comments/", requests.request_comment, name="request_comment"),
+    path("files/<int:pk>/", requests.attachment_download, name="attachment_download"),
     path("handoffs/<int:pk>/claim/", handoffs.handoff_claim_view, name="handoff_claim"),
     path("handoffs/<int:pk>/unclaim/", handoffs.handoff_unclaim_view, name="handoff_unclaim"),
 ]

@@ -102,3 +102,16 @@ def auditor() -> User:
 def outsider() -> User:
     """Logged in, but no role and no relation to anything."""
     return UserFactory.create(username="olaf")
+
+
+@pytest.fixture(autouse=True)
+def _attachments_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> None:
+    """Files added in a test land in a folder of the test run, never in var/attachments."""
+    folder = tmp_path_factory.mktemp("attachments")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": folder, "base_url": None},
+        },
+    }

@@ -1,6 +1,6 @@
 """What each lifecycle action of a request means: one home per action, found by its name.
 
-    submit.py   Action.SUBMIT, Action.RESUBMIT
+    submit.py   Action.SUBMIT, Action.EDIT (a draft), Action.RESUBMIT
     decide.py   Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES
     work.py     Action.COMPLETE, Action.HAND_BACK (task stages)
     close.py    Action.WITHDRAW, Action.CANCEL
@@ -17,17 +17,23 @@ graph on ApprovalRequest says from which states each may be taken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django_fsm import can_proceed
 
 from approvals.actions import OFFERED, Action
-from approvals.lifecycle.base import RequestAction, RequestFacts, RequestStep, distinct_from_refusal
+from approvals.lifecycle.base import (
+    ActionOption,
+    RequestAction,
+    RequestFacts,
+    RequestStep,
+    distinct_from_refusal,
+)
 from approvals.lifecycle.close import Cancel, Withdraw
 from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestChanges, through_handoff
+from approvals.lifecycle.explain import Explanation, WhyNot, request_why_not
 from approvals.lifecycle.move import MovePolicy, move_plan
-from approvals.lifecycle.submit import Resubmit, Submit, revision_diff
+from approvals.lifecycle.submit import Edit, Resubmit, Submit, revision_diff
 from approvals.lifecycle.work import Complete, HandBack, task_handoffs
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.routing import Stage
@@ -46,6 +52,7 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
         a.name: a
         for a in (
             Submit(),
+            Edit(),
             Resubmit(),
             Approve(),
             Reject(),
@@ -85,16 +92,6 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
 
 
 LIFECYCLE = RequestLifecycle()
-
-
-@dataclass(frozen=True)
-class ActionOption:
-    """One lifecycle action as a person sees it on a request: whether they can take it
-    now and, where the state allows it but they may not, why not."""
-
-    action: Action
-    allowed: bool
-    reason: str = ""
 
 
 def action_options(
@@ -140,11 +137,14 @@ __all__ = [
     "CHANGES_STAGE",
     "LIFECYCLE",
     "ActionOption",
+    "Explanation",
     "RequestAction",
     "RequestFacts",
     "RequestLifecycle",
+    "WhyNot",
     "action_options",
     "move_plan",
+    "request_why_not",
     "revision_diff",
     "task_handoffs",
     "tasks_held",

@@ -94,6 +94,16 @@ class RequestFacts(Facts):
 RequestStep = Step[ApprovalRequest, RequestFacts]
 
 
+@dataclass(frozen=True)
+class ActionOption:
+    """One lifecycle action as a person sees it on a request: whether they can take it
+    now and, where the state allows it but they may not, why not."""
+
+    action: Action
+    allowed: bool
+    reason: str = ""
+
+
 def inactive_refusal(user: User | None) -> str | None:
     if user is None or not user.is_active:
         return "Your account is not active."

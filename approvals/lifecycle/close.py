@@ -1,7 +1,7 @@
 """Withdraw and cancel: a request leaves its route before a verdict.
 
 Who may: withdraw — its requester; cancel — a manager (role permission). Both from any
-open state. What it does: every open handoff closes ('superseded'), the route ends.
+open state; cancelling needs a reason. What it does: every open handoff closes ('superseded'), the route ends.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from approvals.lifecycle.base import RequestAction, RequestStep, inactive_refusa
 from approvals.models import RouteChange, State
 from approvals.policies import is_requester
 from approvals.route import RoutePlan
+from workflows import errors
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -55,5 +56,10 @@ class Cancel(RequestAction):
         return inactive_refusal(step.principal) or "Only a manager can cancel a request."
 
     def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
+        # A person says why (the requester and the holders read it); the system's own
+        # cancellations (timers) carry their reason in their comment already.
+        if step.actor is not None and not step.comment.strip():
+            reason = self.action.comment_required
+            raise errors.InvalidInput(reason, field_errors={"comment": [reason]})
         step.plan = closing(step, target=State.CANCELLED)
         return {"change": step.plan.change}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db.models import Subquery
 
@@ -26,15 +26,14 @@ from approvals.models import (
     RequestRevision,
     RequestType,
     RevisionContent,
+    RouteChange,
 )
 from approvals.policies import is_requester, may_submit_type
 from approvals.records import RevisionRecord
 from approvals.route import RoutePlan, entry_change, route_enter
 from approvals.schemas import payload_errors
 from workflows import errors
-
-if TYPE_CHECKING:
-    from approvals.models import RouteChange
+from workflows.models import WorkflowEffects
 
 RESUBMIT_FIELDS = ("title", "description", "payload")
 
@@ -121,23 +120,9 @@ class Resubmit(RequestAction):
         return inactive_refusal(step.principal) or "Only the requester can do this."
 
     def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
-        request, data = step.instance, step.data
+        request = step.instance
         assert step.actor is not None
-        field_errors: dict[str, list[str]] = {}
-        for name in sorted(set(data) - set(RESUBMIT_FIELDS)):
-            field_errors[name] = ["This field cannot be changed on resubmission."]
-        title = request.title
-        if "title" in data:
-            title = str(data["title"] or "").strip()
-            if not title:
-                field_errors["title"] = ["A title is required."]
-            elif len(title) > TITLE_MAX:
-                field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(title)})."]
-        description = str(data.get("description") or "") if "description" in data else request.description
-        payload = data.get("payload", request.payload)
-        field_errors.update(payload_errors(schema=request.request_type.payload_schema, payload=payload))
-        if field_errors:
-            raise errors.InvalidInput("The resubmission is invalid.", field_errors=field_errors)
+        title, description, payload = content_checked(request, step.data, what="resubmission")
         version = request.policy_version
         assert version is not None
         number = request.revision + 1
@@ -162,6 +147,76 @@ class Resubmit(RequestAction):
         plan.revision = RevisionRecord(number=number, diff=tuple(diff))
         step.plan = plan
         return {"change": plan.change}
+
+
+def content_checked(request: ApprovalRequest, data: Mapping[str, Any], *, what: str) -> tuple[str, str, Any]:
+    """The title, description and payload `data` gives the request (what it leaves out
+    stays as it is), checked; InvalidInput naming each bad field otherwise."""
+    field_errors: dict[str, list[str]] = {}
+    for name in sorted(set(data) - set(RESUBMIT_FIELDS)):
+        field_errors[name] = [f"This field cannot be changed on {what}."]
+    title = request.title
+    if "title" in data:
+        title = str(data["title"] or "").strip()
+        if not title:
+            field_errors["title"] = ["A title is required."]
+        elif len(title) > TITLE_MAX:
+            field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(title)})."]
+    description = str(data.get("description") or "") if "description" in data else request.description
+    payload = data.get("payload", request.payload)
+    field_errors.update(payload_errors(schema=request.request_type.payload_schema, payload=payload))
+    if field_errors:
+        raise errors.InvalidInput(f"The {what} is invalid.", field_errors=field_errors)
+    return title, description, payload
+
+
+class Edit(RequestAction):
+    """A draft's requester changes what it says before submitting it. Takes `title`,
+    `description` and `payload` (each optional). The draft's first revision follows
+    (it is what the request said when submitted); the audit entry says what changed."""
+
+    action = Action.EDIT
+
+    def allowed(self, step: RequestStep) -> bool:
+        return step.principal is not None and is_requester(step.instance, step.principal)
+
+    def refusal(self, step: RequestStep) -> str:
+        return inactive_refusal(step.principal) or "Only the requester can edit a draft."
+
+    def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
+        request = step.instance
+        if step.actor is None or step.actor.pk != request.requester_id:
+            # Drafts are nobody else's business, not even a delegate's.
+            raise errors.Forbidden("Only the requester can edit a draft.")
+        title, description, payload = content_checked(request, step.data, what="draft")
+        diff = revision_diff(
+            before={"title": request.title, "description": request.description, "payload": request.payload},
+            after={"title": title, "description": description, "payload": payload},
+        )
+        content = RevisionContent(
+            number=request.revision, title=title, description=description, payload=payload
+        )
+        change = RouteChange(
+            target=request.state,
+            policy_version=request.policy_version,
+            stage_index=request.stage_index,
+            stage_slots=list(request.stage_slots or []),
+            revision=content,
+        )
+        step.plan = RoutePlan(
+            change=change, revision=RevisionRecord(number=request.revision, diff=tuple(diff))
+        )
+        return {"change": change}
+
+    def effects(self, step: RequestStep) -> WorkflowEffects:
+        plan = self.plan_of(step)
+        content = plan.change.revision
+        assert content is not None
+        first = RequestRevision.objects.get(request=step.instance, number=content.number)
+        first.title, first.description, first.payload = content.title, content.description, content.payload
+        return WorkflowEffects(
+            updated=[(first, ["title", "description", "payload"])], audit_data=plan.sections()
+        )
 
 
 def revision_diff(*, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -182,6 +182,15 @@ class ApprovalRequest(WorkflowModel):
 
     @transition(
         field=state,
+        source=State.DRAFT,
+        target=State.DRAFT,
+        permission=fsm_permission(Action.EDIT),
+    )
+    def edit(self, *, change: RouteChange) -> str:
+        return self._apply(change)
+
+    @transition(
+        field=state,
         source=State.IN_REVIEW,
         target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED),
         permission=fsm_permission(Action.APPROVE),

@@ -3,17 +3,27 @@ history, and the actions the viewer may take."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.utils.safestring import SafeString
 
 from approvals import policies
-from approvals.actions import action_done
+from approvals.actions import Action, action_done
 from approvals.diagrams import lifecycle_svg
-from approvals.lifecycle import ActionOption, action_options
-from approvals.models import OPEN_STATES, ApprovalRequest, Decision, RequestRevision, State
+from approvals.lifecycle import ActionOption, Explanation, action_options, request_why_not
+from approvals.models import (
+    OPEN_STATES,
+    ApprovalRequest,
+    Attachment,
+    Comment,
+    Decision,
+    RequestRevision,
+    State,
+)
 from approvals.records import RequestRecord, request_record
 from approvals.schemas import field_label
 from approvals.selectors.route import RouteView, route_view
@@ -50,17 +60,22 @@ class HistoryItem:
     target_label: str
     # What the entry says about the route: the stage decided in, stages skipped and why.
     notes: tuple[str, ...] = ()
+    # The files the entry added: (name, size in bytes, the attachment's id to download it).
+    files: tuple[tuple[str, int, int | None], ...] = ()
 
     @property
     def moved(self) -> bool:
         return self.entry.source != self.entry.target
 
 
-def _history_notes(record: RequestRecord) -> tuple[str, ...]:
+def _history_notes(record: RequestRecord, entry_action: str) -> tuple[str, ...]:
     notes: list[str] = []
     if record.decision is not None:
         notes.append(f"in stage {record.decision.stage}")
-    if record.revision is not None and record.revision.number:
+    if record.revision is not None and entry_action == Action.EDIT:
+        changed = len(record.revision.diff)
+        notes.append(f"{changed} change{'' if changed == 1 else 's'}")
+    elif record.revision is not None and record.revision.number:
         changed = len(record.revision.diff)
         notes.append(f"revision {record.revision.number} ({changed} change{'' if changed == 1 else 's'})")
     if record.policy is not None:
@@ -84,7 +99,7 @@ def history_item(entry: AuditEntry) -> HistoryItem:
         verb=action_done(entry.action),
         source_label=STATE_LABELS.get(entry.source, entry.source) if entry.source else "",
         target_label=STATE_LABELS.get(entry.target, entry.target),
-        notes=_history_notes(record),
+        notes=_history_notes(record, entry.action),
     )
 
 
@@ -107,6 +122,74 @@ class RevisionView:
 
 
 @dataclass(frozen=True)
+class ThreadItem:
+    """One post of a request's thread: a comment with its files, or files added alone."""
+
+    author: User
+    created_at: datetime
+    body: str
+    attachments: list[Attachment]
+
+
+def thread_items(request: ApprovalRequest) -> list[ThreadItem]:
+    """The request's thread, oldest first (two queries)."""
+    comments = list(Comment.objects.filter(request=request).select_related("author").order_by("id"))
+    files = list(Attachment.objects.filter(request=request).select_related("uploaded_by").order_by("id"))
+    by_comment: dict[int, list[Attachment]] = {}
+    alone: list[Attachment] = []
+    for attachment in files:
+        if attachment.comment_id is None:
+            alone.append(attachment)
+        else:
+            by_comment.setdefault(attachment.comment_id, []).append(attachment)
+    items = [ThreadItem(c.author, c.created_at, c.body, by_comment.get(c.pk, [])) for c in comments]
+    # Files added together, without a comment, make one post.
+    for attachment in alone:
+        last = items[-1] if items else None
+        if (
+            last is not None
+            and not last.body
+            and last.author.pk == attachment.uploaded_by_id
+            and (attachment.created_at - last.created_at) < timedelta(seconds=1)
+        ):
+            last.attachments.append(attachment)
+        else:
+            items.append(ThreadItem(attachment.uploaded_by, attachment.created_at, "", [attachment]))
+    items.sort(key=lambda item: item.created_at)
+    return items
+
+
+def _with_files(history: list[HistoryItem], thread: list[ThreadItem]) -> list[HistoryItem]:
+    """Each history entry that added files, with the files (linked by their digest)."""
+    by_digest = {(a.name, a.sha256): a.pk for post in thread for a in post.attachments}
+    items = []
+    for item in history:
+        files = item.entry.data.get("files") if isinstance(item.entry.data, dict) else None
+        if not isinstance(files, list) or not files:
+            items.append(item)
+            continue
+        listed = tuple(
+            (
+                str(f.get("name", "")),
+                int(f.get("size") or 0),
+                by_digest.get((str(f.get("name", "")), str(f.get("sha256", "")))),
+            )
+            for f in files
+            if isinstance(f, dict)
+        )
+        items.append(dataclasses.replace(item, files=listed))
+    return items
+
+
+def change_request_of(request: ApprovalRequest, decisions: list[Decision]) -> Decision | None:
+    """The decision that sent the request back to its requester, while it waits for them."""
+    if request.state != State.CHANGES_REQUESTED:
+        return None
+    asked = [d for d in decisions if d.outcome == Decision.Outcome.REQUEST_CHANGES]
+    return asked[-1] if asked else None
+
+
+@dataclass(frozen=True)
 class RequestPage:
     request: ApprovalRequest
     handoffs: list[Handoff]
@@ -123,6 +206,13 @@ class RequestPage:
     lifecycle: SafeString | None = None
     # The tasks the viewer may do now, what the tasks delivered, and their handover notes.
     work: WorkView | None = None
+    # Where the viewer can take no action: why not, naming the failed check.
+    why_not: Explanation | None = None
+    # While the request is back with its requester: the change request they answer.
+    change_request: Decision | None = None
+    # The thread: comments (each with its files) and files added on their own, in order.
+    thread: list[ThreadItem] = field(default_factory=list)
+    may_comment: bool = False
 
     @property
     def actions(self) -> list[str]:
@@ -173,11 +263,17 @@ def request_page(*, request_id: int, user: User) -> RequestPage | None:
     )
     schema = request.request_type.payload_schema or {}
     open_handoffs = [h for h in handoffs if h.is_open]
+    thread = thread_items(request)
+    options = action_options(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions)
     return RequestPage(
         request=request,
         handoffs=handoffs,
-        history=[history_item(e) for e in entries],
-        options=action_options(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions),
+        history=_with_files([history_item(e) for e in entries], thread),
+        options=options,
+        why_not=request_why_not(request=request, user=user, open_handoffs=open_handoffs, options=options),
+        change_request=change_request_of(request, decisions),
+        thread=thread,
+        may_comment=policies.may_comment(request, user),
         claimable=frozenset(h.pk for h in handoffs if may_claim(user=user, handoff=h)),
         releasable=frozenset(
             h.pk
@@ -241,3 +337,19 @@ def handoff_request(*, handoff_id: int) -> tuple[Handoff, ApprovalRequest] | Non
         return None
     request = ApprovalRequest.objects.filter(pk=handoff.object_id).first()
     return None if request is None else (handoff, request)
+
+
+def attachment_visible(*, attachment_id: int, user: User) -> Attachment | None:
+    """A file of a request `user` may see, else None (the download answers 404 either way)."""
+    attachment = Attachment.objects.select_related("request").filter(pk=attachment_id).first()
+    if attachment is None or not policies.may_view(attachment.request, user):
+        return None
+    return attachment
+
+
+def may_take(*, request: ApprovalRequest, user: User, action: str) -> bool:
+    """Whether `user` may take `action` on `request` now, as its page would offer it (the
+    lifecycle's checks on the open handoffs; the service checks again when it is taken)."""
+    open_handoffs = [h for h in handoffs_for_instance(request) if h.is_open]
+    options = action_options(request=request, user=user, open_handoffs=open_handoffs)
+    return any(o.action == action and o.allowed for o in options)

@@ -6,17 +6,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from approvals import policies, selectors, services
-from approvals.actions import TASK_ACTIONS, Action
-from approvals.forms import RequestActionForm, RequestCreateForm, TaskForm
-from approvals.models import ApprovalRequest, RequestType
+from approvals import discussion, policies, selectors, services
+from approvals.actions import OWN_FORM_ACTIONS, TASK_ACTIONS, Action
+from approvals.discussion import FILES_MAX
+from approvals.forms import CommentForm, DraftForm, RequestActionForm, RequestCreateForm, TaskForm
+from approvals.models import ApprovalRequest, RequestType, State
+from approvals.models.discussion import attachment_storage
 from approvals.views.common import me, problem_message
 from workflows import errors
 
@@ -73,9 +77,11 @@ def request_new_of_type(request: HttpRequest, slug: str) -> HttpResponse:
 def detail_context(
     request: HttpRequest,
     pk: int,
+    *,
     form: RequestActionForm | None = None,
     problem: str | None = None,
     task_form: TaskForm | None = None,
+    comment_form: CommentForm | None = None,
 ) -> dict[str, Any]:
     page = selectors.request_page(request_id=pk, user=me(request))
     if page is None:
@@ -110,8 +116,11 @@ def detail_context(
         "actions": [
             (o.action.value, o.action.label)
             for o in page.options
-            if o.allowed and o.action not in TASK_ACTIONS
+            if o.allowed and o.action not in OWN_FORM_ACTIONS
         ],
+        "may_edit": Action.EDIT in page.actions,
+        "attachment_rules": ATTACHMENT_RULES,
+        "comment_form": comment_form or CommentForm(),
         "tasks": tasks,
         "form": form,
         "idempotency_key": uuid.uuid4().hex,
@@ -141,6 +150,8 @@ def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse
         context = detail_context(request, pk, task_form=form)
         return render(request, "approvals/request_detail.html", context, status=400)
     action = Action(form.cleaned_data["action"])
+    if action.is_irreversible and not form.cleaned_data["confirmed"] and _offered(request, visible, action):
+        return _confirm(request, visible, action)
     data: dict[str, Any] = {"stage": stage.name}
     if action == Action.COMPLETE:
         data["outputs"] = form.cleaned_payload
@@ -170,6 +181,57 @@ def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse
     return redirect("approvals:request_detail", pk=pk)
 
 
+def _offered(request: HttpRequest, req: ApprovalRequest, action: str) -> bool:
+    # Only what the person may do is worth confirming; anything else is refused at once.
+    return selectors.may_take(request=req, user=me(request), action=action)
+
+
+def _confirm(request: HttpRequest, req: ApprovalRequest, action: Action) -> HttpResponse:
+    """The step before an action that cannot be undone: what it will do, the reason (where
+    one is needed) to check, and a button that sends the same post again, confirmed.
+    Nothing has changed yet, so reloading this page is harmless."""
+    carried = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in {"csrfmiddlewaretoken", "comment", "confirmed"}
+        for value in values
+    ]
+    context = {
+        "req": req,
+        "action": action,
+        "comment": request.POST.get("comment", ""),
+        "carried": carried,
+        "consequence": CONSEQUENCES.get(action, ""),
+    }
+    return render(request, "approvals/confirm.html", context)
+
+
+class _AttachmentRules:
+    """What the file input says it accepts (read from settings when shown)."""
+
+    count = FILES_MAX
+
+    @property
+    def max_bytes(self) -> int:
+        return int(settings.ATTACHMENT_MAX_BYTES)
+
+    @property
+    def kinds(self) -> str:
+        return ", ".join(sorted(k.lstrip(".") for k in settings.ATTACHMENT_TYPES))
+
+
+ATTACHMENT_RULES = _AttachmentRules()
+
+
+# What each irreversible action does, said on its confirmation step.
+CONSEQUENCES = {
+    Action.REJECT: "The request is rejected: it ends here, and its requester is told.",
+    Action.WITHDRAW: "The request is withdrawn: every approver's item closes and it cannot be reopened.",
+    Action.CANCEL: "The request is cancelled: every open item closes and its requester is told why.",
+    Action.HAND_BACK: "The task is handed back as not possible: the request goes where its policy says.",
+}
+
+
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
@@ -187,8 +249,16 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
         payload=visible.payload,
     )
     if not form.is_valid():
-        return render(request, "approvals/request_detail.html", detail_context(request, pk, form), status=400)
+        return render(
+            request, "approvals/request_detail.html", detail_context(request, pk, form=form), status=400
+        )
     action = form.cleaned_data["action"]
+    if (
+        Action(action).is_irreversible
+        and not form.cleaned_data["confirmed"]
+        and _offered(request, visible, action)
+    ):
+        return _confirm(request, visible, Action(action))
     data: dict[str, Any] = {}
     if action == Action.RESUBMIT:
         for name in ("title", "description"):
@@ -211,7 +281,7 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     except errors.WorkflowError as exc:
         if exc.field_errors:
             form.add_service_error(exc)
-        context = detail_context(request, pk, form)
+        context = detail_context(request, pk, form=form)
         if not exc.field_errors:
             context["problem"] = problem_message(exc, context["req"], Action(action).label.lower())
         return render(request, "approvals/request_detail.html", context, status=exc.http_status)
@@ -220,3 +290,97 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
         request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
     )
     return redirect("approvals:request_detail", pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """A draft's form, filled with what it says; saving keeps it a draft, or submits it."""
+    visible = selectors.request_visible(request_id=pk, user=me(request))
+    if visible is None:
+        raise Http404("No such request.")
+    if visible.state != State.DRAFT or visible.requester_id != me(request).pk:
+        raise PermissionDenied(f"{visible.reference} is not a draft of yours: it cannot be edited.")
+    schema = visible.request_type.payload_schema or {}
+    form = DraftForm(
+        request.POST or None,
+        payload_schema=schema,
+        payload=visible.payload,
+        initial={"title": visible.title, "description": visible.description, "version": visible.version},
+    )
+    context = {"req": visible, "request_type": visible.request_type, "form": form}
+    if request.method != "POST":
+        return render(request, "approvals/request_edit.html", context)
+    if not form.is_valid():
+        return render(request, "approvals/request_edit.html", context, status=400)
+    submit = not form.cleaned_data["save_as_draft"]
+    content = {
+        "title": form.cleaned_data["title"],
+        "description": form.cleaned_data["description"],
+        "payload": form.cleaned_payload,
+    }
+    try:
+        result = services.request_draft_save(
+            request_id=pk,
+            actor=me(request),
+            content=content,
+            expected_version=form.cleaned_data["version"],
+            submit=submit,
+        )
+    except errors.NotFound:
+        raise Http404("No such request.") from None
+    except errors.WorkflowError as exc:
+        form.add_service_error(exc)
+        return render(request, "approvals/request_edit.html", context, status=exc.http_status)
+    done = "submitted for review" if submit else "saved"
+    messages.success(request, f"{result.reference} {done}.")
+    return redirect("approvals:request_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def request_comment(request: HttpRequest, pk: int) -> HttpResponse:
+    """A post on the request's thread (words, files or both)."""
+    visible = selectors.request_visible(request_id=pk, user=me(request))
+    if visible is None:
+        raise Http404("No such request.")
+    form = CommentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            discussion.request_comment(
+                request_id=pk,
+                author=me(request),
+                body=form.cleaned_data["body"],
+                files=form.cleaned_data["attachments"],
+            )
+        except errors.NotFound:
+            raise Http404("No such request.") from None
+        except errors.WorkflowError as exc:
+            form.add_service_error(exc)
+            context = detail_context(request, pk, comment_form=form)
+            return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+        messages.success(request, "Posted on the thread.")
+        return redirect(f"{reverse('approvals:request_detail', args=[pk])}#thread")
+    context = detail_context(request, pk, comment_form=form)
+    return render(request, "approvals/request_detail.html", context, status=400)
+
+
+@login_required
+@require_safe
+def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
+    """A file of a request, to people who may see the request. Always a download (never
+    shown inline), so a file cannot run as a page of this site."""
+    attachment = selectors.attachment_visible(attachment_id=pk, user=me(request))
+    if attachment is None:
+        raise Http404("No such file.")
+    try:
+        # The storage as configured now (the field's own is fixed when the model loads).
+        handle = attachment_storage().open(attachment.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing from storage.") from None
+    response = FileResponse(handle, as_attachment=True, filename=attachment.name)
+    response["Content-Type"] = attachment.content_type
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, no-store"
+    return response

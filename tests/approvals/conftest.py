@@ -8,13 +8,15 @@ from functools import cached_property
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.test.client import ClientHandler
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.roles import APPROVERS, AUDITORS, MANAGERS, REQUESTERS, ROLE_PERMISSIONS, roles_sync
-from approvals.models import ApprovalRequest, RequestType
+from approvals.discussion import request_comment
+from approvals.models import ApprovalRequest, Attachment, RequestType
 from approvals.services import request_act
 from tests.factories import GroupFactory, RequestTypeFactory, UserFactory, make_request
 from workflows.models import Handoff
@@ -89,6 +91,13 @@ class World:
         req = self.new_request(title="Claimed one")
         handoff = Handoff.objects.for_instance(req).open().get()
         return handoff_claim(handoff_id=handoff.pk, actor=self.user("approver"))
+
+    @cached_property
+    def attachment(self) -> Attachment:
+        """A file the requester added to the request in review."""
+        upload = SimpleUploadedFile("quote.txt", b"Desk: 240 EUR\n", content_type="text/plain")
+        request_comment(request_id=self.in_review.pk, author=self.user("requester"), files=[upload])
+        return Attachment.objects.get(request=self.in_review)
 
     def open_handoff(self, req: ApprovalRequest) -> Handoff:
         return Handoff.objects.for_instance(req).open().get()

@@ -33,10 +33,16 @@ class Call:
     success_url: str | None = None
 
 
-def _act(req_attr: str, action: str, comment: str = "") -> Callable[[World], Call]:
+def _act(
+    req_attr: str, action: str, comment: str = "", *, confirmed: bool = False
+) -> Callable[[World], Call]:
+    """A post of `action`; `confirmed` as sent by the confirmation step of irreversible ones."""
+
     def build(world: World) -> Call:
         req: ApprovalRequest = getattr(world, req_attr)
         data = {"action": action, "version": req.version, "comment": comment}
+        if confirmed:
+            data["confirmed"] = "on"
         detail = reverse("approvals:request_detail", args=[req.pk])
         return Call("post", reverse("approvals:request_action", args=[req.pk]), data, req, detail)
 
@@ -65,6 +71,37 @@ def _new_post(world: World) -> Call:
     return Call("post", _new_url(world), {"title": "A chair", "description": ""})
 
 
+def _edit(world: World, method: str) -> Call:
+    req = world.draft
+    url = reverse("approvals:request_edit", args=[req.pk])
+    data = (
+        {"title": "A better draft", "version": req.version, "save_as_draft": "on"} if method == "post" else {}
+    )
+    return Call(
+        method,
+        url,
+        data,
+        req if method == "post" else None,
+        reverse("approvals:request_detail", args=[req.pk]),
+    )
+
+
+def _comment(world: World) -> Call:
+    req = world.in_review
+    url = reverse("approvals:request_comment", args=[req.pk])
+    return Call(
+        "post",
+        url,
+        {"body": "Is there a cheaper one?"},
+        req,
+        reverse("approvals:request_detail", args=[req.pk]) + "#thread",
+    )
+
+
+def _download(world: World) -> Call:
+    return Call("get", reverse("approvals:attachment_download", args=[world.attachment.pk]))
+
+
 def _get(name: str) -> Callable[[World], Call]:
     return lambda world: Call("get", reverse(name))
 
@@ -80,12 +117,17 @@ ENDPOINTS: dict[str, Callable[[World], Call]] = {
     "new_request POST": _new_post,
     "request_detail": lambda w: Call("get", reverse("approvals:request_detail", args=[w.in_review.pk])),
     "approve": _act("in_review", "approve", "Fine"),
-    "reject": _act("in_review", "reject", "Too dear"),
+    "reject": _act("in_review", "reject", "Too dear", confirmed=True),
     "request_changes": _act("in_review", "request_changes", "Add a quote"),
     "submit (draft)": _act("draft", "submit"),
     "resubmit (changes requested)": _act("changes_requested", "resubmit", "Quote added"),
-    "withdraw": _act("in_review", "withdraw"),
-    "cancel": _act("in_review", "cancel", "No budget"),
+    "withdraw": _act("in_review", "withdraw", confirmed=True),
+    "cancel": _act("in_review", "cancel", "No budget", confirmed=True),
+    "reject unconfirmed (asks first)": _act("in_review", "reject", "Too dear"),
+    "edit draft GET": lambda w: _edit(w, "get"),
+    "edit draft POST": lambda w: _edit(w, "post"),
+    "comment POST": _comment,
+    "attachment download": _download,
     "claim": _claim,
     "unclaim (claimed by approver)": _unclaim,
     "login GET": _get("login"),
@@ -112,6 +154,11 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "resubmit (changes requested)":  (302, 302, 403, 404, 403, 403, 403, 404),
     "withdraw":                      (302, 302, 403, 404, 403, 403, 403, 404),
     "cancel":                        (302, 403, 403, 404, 302, 403, 302, 404),
+    "reject unconfirmed (asks first)": (302, 403, 200, 404, 403, 403, 403, 404),
+    "edit draft GET":                (302, 200, 404, 404, 403, 403, 403, 404),
+    "edit draft POST":               (302, 302, 404, 404, 403, 403, 403, 404),
+    "comment POST":                  (302, 302, 302, 404, 302, 403, 302, 404),
+    "attachment download":           (302, 200, 200, 404, 200, 200, 200, 404),
     "claim":                         (302, 403, 302, 404, 403, 403, 403, 404),
     "unclaim (claimed by approver)": (302, 403, 302, 404, 302, 403, 302, 404),
     "login GET":                     (200, 200, 200, 200, 200, 200, 200, 200),

@@ -226,14 +226,13 @@ def test_the_form_has_title_description_draft_and_the_enum_choices(world: World,
     html = world.client("requester").get(_url(claim)).content.decode()
     page = _controls(html)
     # then it asks for a title first, then the type's fields (the required ones as the schema
-    # lists them, then the others by name), then description and "save as draft"
+    # lists them, then the others by name), then the description (saving as a draft is a button)
     names = [n for n in page.controls if n != "csrfmiddlewaretoken"]
     assert names == [
         "title",
         *(f"payload.{f}" for f in ["amount", "seats", "currency", "purpose"]),
         *(f"payload.{f}" for f in ["spent_on", "tags", "urgent", "vendor"]),
         "description",
-        "save_as_draft",
     ]
     # and the currency offers an empty choice (to be made on purpose) and the schema's values
     assert page.controls["payload.currency"]["options"] == ["", "EUR", "USD"]

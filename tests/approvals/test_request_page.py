@@ -163,7 +163,7 @@ def test_decision_without_a_required_comment_is_shown_on_the_comment_field(
     before = _snapshot(req)
     # when the approver rejects it (or asks for changes) with a blank comment
     response = world.client("approver").post(
-        _act_url(req), {"action": action, "version": req.version, "comment": "   "}
+        _act_url(req), {"action": action, "version": req.version, "comment": "   ", "confirmed": "on"}
     )
     # then the page answers 400 with the error on the comment field, and nothing changed
     assert response.status_code == 400

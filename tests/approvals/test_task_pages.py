@@ -118,13 +118,21 @@ def test_a_task_handed_back_needs_a_reason_and_ends_as_the_policy_says(world):
     req = approved_hire(world)
     client = browser(world, "hana")
     # when HR says it cannot be done without a reason
-    missing = client.post(act_url(req), {"action": "hand_back", "stage": "hr", "version": req.version})
+    missing = client.post(
+        act_url(req), {"action": "hand_back", "stage": "hr", "version": req.version, "confirmed": "on"}
+    )
     assert missing.status_code == 400
     assert "Say why it cannot be done." in missing.content.decode()
     # when it gives one
     done = client.post(
         act_url(req),
-        {"action": "hand_back", "stage": "hr", "version": req.version, "comment": "The offer was declined."},
+        {
+            "action": "hand_back",
+            "stage": "hr",
+            "version": req.version,
+            "comment": "The offer was declined.",
+            "confirmed": "on",
+        },
     )
     # then the onboarding ends, not fulfilled (as its policy says)
     assert done.status_code == 302

@@ -523,9 +523,9 @@ def test_moving_an_onboarding_in_fulfilment_keeps_the_tasks_already_done(world):
 
 def test_a_manager_may_cancel_a_request_in_fulfilment_but_not_a_fulfilled_one(world):
     req = approved_access(world)
-    assert world.act(req, "cancel", "maria").instance.state == "cancelled"
+    assert world.act(req, "cancel", "maria", comment="No longer hiring").instance.state == "cancelled"
     assert holders(req) == []
     done = approved_access(world)
     world.act(done, "complete", "ivan", data={"outputs": {"account_name": "rita.r"}})
     with pytest.raises(errors.TransitionNotAllowed):
-        world.act(done, "cancel", "maria")
+        world.act(done, "cancel", "maria", comment="Too late")

@@ -60,7 +60,7 @@ def test_an_onboarding_goes_from_submission_to_fulfilled_with_three_tasks_in_par
     rita.get_by_label("New colleague").fill("Kim Park")
     rita.get_by_label("First day").fill("2026-12-21")
     rita.get_by_label("Job title").fill("Data analyst")
-    rita.get_by_role("button", name="Create").click()
+    rita.get_by_role("button", name="Submit for review").click()
     expect(rita.get_by_test_id("state")).to_have_text("In review")
     url = rita.url
     req = ApprovalRequest.objects.get(title="Onboarding: Kim Park")

@@ -79,7 +79,7 @@ def test_an_expense_claim_goes_through_manager_and_finance_past_a_change_request
     rita.get_by_label("Currency").select_option("EUR")
     rita.get_by_label("Purpose").fill("Flights and two nights")
     rita.get_by_label("Spent on").fill("2026-03-02")
-    rita.get_by_role("button", name="Create").click()
+    rita.get_by_role("button", name="Submit for review").click()
     # then her claim is in review with her manager, the route highlighting that stage,
     # and the CFO stage already known not to apply
     expect(rita.get_by_test_id("state")).to_have_text("In review")

@@ -88,7 +88,7 @@ def test_a_request_goes_from_requester_to_approver_live_and_back(new_page: Calla
     rita.get_by_test_id("request-types").get_by_role("link", name="Equipment").click()
     rita.get_by_label("Title").fill("Standing desk")
     rita.get_by_label("Description").fill("For the back, 600 EUR.")
-    rita.get_by_role("button", name="Create").click()
+    rita.get_by_role("button", name="Submit for review").click()
     # then her request page says it is in review, held by the reviewers
     expect(rita.get_by_test_id("state")).to_have_text("In review")
     expect(rita.get_by_test_id("held-by")).to_contain_text("reviewers")

@@ -61,7 +61,8 @@ class WorkflowEffects:
     """What a transition does beyond the state change, decided by the workflow's action.
 
     `close` lists open handoffs to close; `open` lists new handoffs; `rows` are the
-    workflow's own side rows (decisions, revisions) to insert; `tasks` are Celery tasks to
+    workflow's own side rows (decisions, revisions) to insert; `updated` are side rows to
+    save, each with the fields that changed (a draft's first revision, edited); `tasks` are Celery tasks to
     run after commit; `notify` are extra people to tell live; `audit_data` joins the
     audit entry (built by the workflow's record builders).
     """
@@ -69,6 +70,7 @@ class WorkflowEffects:
     close: list[Handoff] = field(default_factory=list)
     open: list[HandoffSpec] = field(default_factory=list)
     rows: list[models.Model] = field(default_factory=list)
+    updated: list[tuple[models.Model, list[str]]] = field(default_factory=list)
     tasks: list[TaskSpec] = field(default_factory=list)
     notify: list[Recipient] = field(default_factory=list)
     audit_data: dict[str, Any] = field(default_factory=dict)

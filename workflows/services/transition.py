@@ -175,6 +175,8 @@ def step_apply(
     handoffs_close(handoffs=effects.close, closed_by=step.actor, principal=step.principal, now=moment)
     opened = handoffs_open(instance=instance, specs=effects.open, opened_by=step.actor, now=moment)
     sql.rows_insert_grouped(effects.rows)
+    for row, fields in effects.updated:
+        sql.row_update(row, fields)
 
     principal, person = step.principal, step.actor
     entry = audit_entry_build(
