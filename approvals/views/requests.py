@@ -375,7 +375,7 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
         raise Http404("No such file.")
     try:
         # The storage as configured now (the field's own is fixed when the model loads).
-        handle = attachment_storage().open(attachment.file.name, "rb")
+        handle = attachment_storage().open(str(attachment.file.name), "rb")
     except FileNotFoundError:
         raise Http404("The file is missing from storage.") from None
     response = FileResponse(handle, as_attachment=True, filename=attachment.name)

@@ -168,7 +168,9 @@ def test_a_decision_already_taken_is_named() -> None:
     group = first.groups.create(name="board")
     second.groups.add(group)
     request_type = RequestTypeFactory.create(
-        policy={"stages": [{"name": "board", "approvers": {"groups": ["board"]}, "rule": "quorum", "quorum": 2}]}
+        policy={
+            "stages": [{"name": "board", "approvers": {"groups": ["board"]}, "rule": "quorum", "quorum": 2}]
+        }
     )
     req = make_request(requester=UserFactory.create(roles=["requesters"]), request_type=request_type)
     request_act(request_id=req.pk, action="approve", actor=first)
@@ -342,7 +344,7 @@ def test_a_file_downloads_as_an_attachment_never_inline(world: World) -> None:
     assert 'filename="quote.txt"' in response["Content-Disposition"]
     assert response["Content-Type"] == "text/plain"
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert b"".join(response.streaming_content) == b"Desk: 240 EUR\n"
+    assert b"".join(response.streaming_content) == b"Desk: 240 EUR\n"  # type: ignore[attr-defined]
 
 
 def test_a_file_of_the_wrong_kind_is_refused_on_its_field(world: World) -> None:
