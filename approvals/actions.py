@@ -80,6 +80,8 @@ OFFERED = (
     Action.CANCEL,
 )
 TASK_ACTIONS = (Action.COMPLETE, Action.HAND_BACK)
+# What the inbox does to many items at once.
+BULK_ACTIONS = (Action.APPROVE, Action.REJECT, Action.REQUEST_CHANGES, Action.CLAIM)
 # Offered by a form of their own on the request's page, not by a button of the action form.
 OWN_FORM_ACTIONS = (*TASK_ACTIONS, Action.EDIT)
 # The actions that (re-)enter the route from its first stage: what follows them is the

@@ -20,10 +20,10 @@ from typing import Any
 
 from django import forms
 
-from approvals.actions import OFFERED, OWN_FORM_ACTIONS, TASK_ACTIONS, Action
-from approvals.models import TITLE_MAX, State
+from approvals.actions import BULK_ACTIONS, OFFERED, OWN_FORM_ACTIONS, TASK_ACTIONS, Action
+from approvals.models import SAVED_VIEW_NAME_MAX, TITLE_MAX, State
 from approvals.schemas import FIELD_PREFIX, OUTPUTS_PREFIX, field_label, payload_errors, schema_fields
-from approvals.services import COMMENT_MAX
+from approvals.services import BULK_MAX, COMMENT_MAX
 from workflows.errors import WorkflowError
 
 TEXTAREA_FROM = 200  # a string allowed more characters than this gets a text area
@@ -437,3 +437,126 @@ class RequestFilterForm(forms.Form):
         widget=forms.HiddenInput,
         error_messages={"invalid": "The page position must be a request number."},
     )
+
+
+FILTER_NAMES = ("view", "request_type", "group", "stage", "requester", "due", "q", "sort")
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's filters, read from the query string; a bad one is named, never ignored."""
+
+    view = forms.ChoiceField(
+        choices=[
+            ("all", "Everything"),
+            ("mine", "Assigned to me"),
+            ("queue", "My groups' queues"),
+            ("delegated", "For people I stand in for"),
+        ],
+        required=False,
+    )
+    q = forms.CharField(label="Search", required=False, max_length=100)
+    request_type = forms.ChoiceField(label="Type", required=False)
+    group = forms.CharField(label="Group", required=False, max_length=150)
+    stage = forms.CharField(label="Stage", required=False, max_length=50)
+    requester = forms.CharField(label="Requester", required=False, max_length=150)
+    due = forms.ChoiceField(
+        label="Due",
+        choices=[
+            ("", "Any time"),
+            ("overdue", "Overdue"),
+            ("soon", "Due within a day"),
+            ("none", "No due date"),
+        ],
+        required=False,
+    )
+    sort = forms.ChoiceField(
+        label="Sort",
+        choices=[
+            ("due", "Soonest due first"),
+            ("oldest", "Waiting longest first"),
+            ("newest", "Newest first"),
+        ],
+        required=False,
+    )
+    after = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, types: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choices_named(self, types)
+
+    def filter_values(self) -> dict[str, str]:
+        """The filters as approvals.selectors.InboxFilter takes them."""
+        data = self.cleaned_data
+        values = {name: str(data[name] or "").strip() for name in FILTER_NAMES}
+        return {**values, "view": values["view"] or "all", "sort": values["sort"] or "due"}
+
+
+class SavedViewForm(forms.Form):
+    """A name for the inbox's filters as they are now."""
+
+    name = forms.CharField(
+        label="Name this view",
+        max_length=SAVED_VIEW_NAME_MAX,
+        error_messages={"required": "Give the view a name."},
+    )
+    query = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+
+class BulkActionForm(forms.Form):
+    """The same action on several inbox items (their handoffs), with one comment."""
+
+    action = forms.ChoiceField(
+        choices=[(a.value, a.label) for a in BULK_ACTIONS],
+        error_messages={
+            "required": "Choose what to do.",
+            "invalid_choice": "'%(value)s' cannot be done in bulk.",
+        },
+    )
+    items = forms.TypedMultipleChoiceField(
+        coerce=int,
+        error_messages={"required": "Select at least one item."},
+    )
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=COMMENT_MAX
+    )
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    next = forms.CharField(required=False, max_length=1000, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        posted = self.data.getlist("items") if hasattr(self.data, "getlist") else self.data.get("items", [])
+        # Any number is a choice here: whether the item exists and may be acted on is the
+        # service's answer, per item.
+        items = self.fields["items"]
+        assert isinstance(items, forms.TypedMultipleChoiceField)
+        items.choices = [(v, v) for v in posted if str(v).isdigit()]
+        items.error_messages["invalid_choice"] = "'%(value)s' is not an item number."
+
+    def clean_items(self) -> list[int]:
+        items: list[int] = self.cleaned_data["items"]
+        if len(items) > BULK_MAX:
+            raise forms.ValidationError(f"At most {BULK_MAX} items at a time (got {len(items)}).")
+        return list(dict.fromkeys(items))
+
+
+class MyRequestsFilterForm(forms.Form):
+    """The filters of "My requests", read from the query string."""
+
+    q = forms.CharField(label="Search", required=False, max_length=100)
+    state = forms.ChoiceField(label="State", choices=[("", "Any state"), *State.choices], required=False)
+    request_type = forms.ChoiceField(label="Type", required=False)
+    before = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, types: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choices_named(self, types)
+
+
+def _choices_named(form: forms.Form, types: list[tuple[str, str]]) -> None:
+    """The request types to choose from, and an unknown choice named in its error."""
+    type_field = form.fields["request_type"]
+    assert isinstance(type_field, forms.ChoiceField)
+    type_field.choices = [("", "Any type"), *types]
+    for name, field in form.fields.items():
+        if isinstance(field, forms.ChoiceField):
+            field.error_messages["invalid_choice"] = f"Unknown {name.replace('_', ' ')} '%(value)s'."

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.utils import timezone
 
 from approvals import policies
-from approvals.actions import OFFERED, Action
-from approvals.models import TITLE_MAX, ApprovalRequest, RequestType
+from approvals.actions import BULK_ACTIONS, OFFERED, Action
+from approvals.models import (
+    SAVED_VIEW_NAME_MAX,
+    TITLE_MAX,
+    ApprovalRequest,
+    Notification,
+    RequestType,
+    SavedView,
+)
 from approvals.schemas import payload_errors
 from workflows import errors
-from workflows.services import TransitionResult, instance_create, transition
+from workflows.models import Handoff
+from workflows.services import TransitionResult, handoff_claim, instance_create, transition
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -125,3 +136,112 @@ def request_draft_save(
         if submit:
             result = request_act(request_id=request_id, action=Action.SUBMIT, actor=actor)
     return result.instance
+
+
+# --- many items at once --------------------------------------------------------------------
+
+BULK_MAX = 100
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one item of a bulk action: done, or why not (the service's own words)."""
+
+    handoff_id: int
+    reference: str
+    ok: bool
+    message: str
+
+
+def items_act(*, actor: User, action: str, handoff_ids: list[int], comment: str = "") -> list[ItemResult]:
+    """Take `action` (approve, reject, request_changes or claim) on each inbox item (an open
+    handoff of a request), in the order given, each in its own transaction: an item that
+    fails leaves the others done. An item held for someone who delegated to `actor` is
+    acted on for them (the transition service checks the delegation).
+
+    Raises InvalidInput only for the whole batch (unknown action, too many items, a
+    decision that needs a comment without one); each item's own refusal is its result.
+    Side effects: those of each action, per item.
+    """
+    named = Action.named(action)
+    if named not in BULK_ACTIONS:
+        raise errors.InvalidInput(
+            f"'{action}' cannot be done in bulk.",
+            field_errors={"action": [f"Choose one of: {', '.join(a.value for a in BULK_ACTIONS)}."]},
+        )
+    if len(handoff_ids) > BULK_MAX:
+        raise errors.InvalidInput(
+            "Too many items.", field_errors={"items": [f"At most {BULK_MAX} items at a time."]}
+        )
+    if named.comment_required and not comment.strip():
+        raise errors.InvalidInput(named.comment_required, field_errors={"comment": [named.comment_required]})
+    handoffs = Handoff.objects.filter(
+        pk__in=handoff_ids, content_type=ContentType.objects.get_for_model(ApprovalRequest)
+    ).select_related("assignee")
+    found = {h.pk: h for h in handoffs}
+    requests = ApprovalRequest.objects.in_bulk([int(h.object_id) for h in found.values()])
+    results = []
+    for handoff_id in handoff_ids:
+        handoff = found.get(handoff_id)
+        request = requests.get(int(handoff.object_id)) if handoff is not None else None
+        if handoff is None or request is None or not policies.may_view(request, actor):
+            results.append(ItemResult(handoff_id, f"item {handoff_id}", False, "No such item."))
+            continue
+        results.append(
+            _item_act(actor=actor, action=named, handoff=handoff, request=request, comment=comment)
+        )
+    return results
+
+
+def _item_act(
+    *, actor: User, action: Action, handoff: Handoff, request: ApprovalRequest, comment: str
+) -> ItemResult:
+    # An item assigned to someone else is acted on for them; whether they delegated to the
+    # actor is the transition service's check.
+    holder = handoff.assignee if handoff.assignee_id not in (None, actor.pk) else None
+    try:
+        if action == Action.CLAIM:
+            handoff_claim(handoff_id=handoff.pk, actor=actor)
+            done = "claimed: it is yours now"
+        else:
+            result = request_act(
+                request_id=request.pk, action=action, actor=actor, comment=comment, on_behalf_of=holder
+            )
+            done = f"{action.done}; it is {result.instance.get_state_display().lower()} now"
+    except errors.WorkflowError as exc:
+        reason = exc.detail
+        if exc.field_errors:
+            reason = "; ".join(m for messages in exc.field_errors.values() for m in messages)
+        return ItemResult(handoff.pk, request.reference, False, reason)
+    return ItemResult(handoff.pk, request.reference, True, done.capitalize())
+
+
+# --- the workspace's own records -------------------------------------------------------------
+
+
+def saved_view_create(*, owner: User, name: str, query: str) -> SavedView:
+    """Keep the inbox's filters (`query`, a query string) under `name`; a view of the same
+    name is replaced. Raises InvalidInput naming the field."""
+    clean = (name or "").strip()
+    if not clean:
+        raise errors.InvalidInput("Give the view a name.", field_errors={"name": ["Give the view a name."]})
+    if len(clean) > SAVED_VIEW_NAME_MAX:
+        message = f"At most {SAVED_VIEW_NAME_MAX} characters (got {len(clean)})."
+        raise errors.InvalidInput(message, field_errors={"name": [message]})
+    view, _ = SavedView.objects.update_or_create(owner=owner, name=clean, defaults={"query": query[:500]})
+    return view
+
+
+def saved_view_delete(*, owner: User, view_id: int) -> None:
+    """Forget one of `owner`'s saved views (NotFound for anyone else's)."""
+    deleted, _ = SavedView.objects.filter(owner=owner, pk=view_id).delete()
+    if not deleted:
+        raise errors.NotFound(f"Saved view {view_id} does not exist.")
+
+
+def notifications_mark_read(*, recipient: User, notification_ids: list[int] | None = None) -> int:
+    """Mark `recipient`'s notifications read: those listed, or all of them. Returns how many."""
+    unread = Notification.objects.filter(recipient=recipient, read_at__isnull=True)
+    if notification_ids is not None:
+        unread = unread.filter(pk__in=notification_ids)
+    return unread.update(read_at=timezone.now())

@@ -1,12 +1,17 @@
 from django.urls import path
 
-from approvals.views import handoffs, lists, requests
+from approvals.views import handoffs, inbox, lists, notifications, requests
 
 app_name = "approvals"
 
 urlpatterns = [
     path("", lists.home, name="home"),
-    path("inbox/", lists.inbox, name="inbox"),
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/act/", inbox.inbox_act, name="inbox_act"),
+    path("inbox/views/", inbox.saved_view_create, name="saved_view_create"),
+    path("inbox/views/<int:pk>/delete/", inbox.saved_view_delete, name="saved_view_delete"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("requests/", lists.my_requests, name="my_requests"),
     path("requests/all/", lists.all_requests, name="all_requests"),
     path("requests/new/", requests.request_new, name="request_new"),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from django.db import models
 
 from workflows import errors
-from workflows.models import Handoff, Recipient, WorkflowEffects, WorkflowModel
+from workflows.models import Handoff, Recipient, TaskSpec, WorkflowEffects, WorkflowModel
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -116,6 +116,12 @@ class Workflow(Generic[W, F]):
     def holder_problem(self, instance: W, *, user: User) -> str | None:
         """Why `user` may not hold this item (e.g. it is their own request), or None."""
         return None
+
+    def handoff_tasks(self, instance: W, *, action: str) -> list[TaskSpec]:
+        """The Celery tasks a change of holders ('claim', 'unclaim', 'reassign') starts
+        after commit (e.g. telling the new holder); none by default. Each is told the
+        audit entry's sequence number."""
+        return []
 
     def audience(self, instance: W) -> list[Recipient]:
         """Who follows this instance beyond its handoff holders (e.g. its requester)."""

@@ -23,6 +23,7 @@ from django_fsm import can_proceed
 
 from approvals.actions import OFFERED, Action
 from approvals.lifecycle.base import (
+    NOTIFY_TASK,
     ActionOption,
     RequestAction,
     RequestFacts,
@@ -38,7 +39,7 @@ from approvals.lifecycle.work import Complete, HandBack, task_handoffs
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.routing import Stage
 from workflows.definition import Step, Workflow
-from workflows.models import Handoff, Recipient
+from workflows.models import Handoff, Recipient, TaskSpec
 
 if TYPE_CHECKING:
     from django.db import models
@@ -86,6 +87,12 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
         if user.pk == instance.requester_id:
             return "A request cannot be handed to its own requester."
         return None
+
+    def handoff_tasks(self, instance: ApprovalRequest, *, action: str) -> list[TaskSpec]:
+        # A reassignment is news to both holders; a claim or a release is only shown live.
+        if action != Action.REASSIGN:
+            return []
+        return [TaskSpec(name=NOTIFY_TASK, kwargs={"request_id": instance.pk, "action": action})]
 
     def audience(self, instance: ApprovalRequest) -> list[Recipient]:
         return [Recipient(user_id=instance.requester_id)]

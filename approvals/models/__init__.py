@@ -13,12 +13,14 @@ from approvals.models.requests import (
     RouteChange,
     State,
 )
+from approvals.models.saved_views import SAVED_VIEW_NAME_MAX, SavedView
 from approvals.models.tasks import TaskCompletion
 from approvals.models.types import PolicyVersion, PublishedPolicyError, RequestType, published_policy
 
 __all__ = [
     "FULFILMENT_STATES",
     "OPEN_STATES",
+    "SAVED_VIEW_NAME_MAX",
     "TITLE_MAX",
     "ApprovalRequest",
     "Attachment",
@@ -31,6 +33,7 @@ __all__ = [
     "RequestType",
     "RevisionContent",
     "RouteChange",
+    "SavedView",
     "State",
     "TaskCompletion",
     "published_policy",

@@ -8,16 +8,30 @@ from django.utils import timezone
 
 
 class Notification(models.Model):
-    """A message sent to a person about a request (by mail, and listed in the app).
+    """A message to a person about a request: listed in the app (the bell), and mailed
+    when they have an address.
 
     `event_id` is the outbox event that caused it: a task delivered twice sends once.
+    `text` is the one line the bell lists ("approved at stage manager; now with finance").
     """
+
+    class Kind(models.TextChoices):
+        HANDOFF = "handoff", "New item for you"
+        DECISION = "decision", "Decision"
+        CHANGES = "changes", "Changes asked"
+        REASSIGNED = "reassigned", "Reassigned"
+        ESCALATION = "escalation", "Escalation"
+        COMMENT = "comment", "Comment"
+        CLOSED = "closed", "Closed"
+        OTHER = "other", "Update"
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
     )
     request = models.ForeignKey("ApprovalRequest", on_delete=models.CASCADE, related_name="notifications")
     event_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    text = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=200)
     body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -27,7 +41,13 @@ class Notification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event_id", "recipient"], name="notification_once_per_event")
         ]
-        indexes = [models.Index(fields=["recipient", "-id"], name="notification_by_recipient")]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="notification_by_recipient"),
+            # The bell's count: unread ones only.
+            models.Index(
+                fields=["recipient"], condition=models.Q(read_at__isnull=True), name="notification_unread"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.subject

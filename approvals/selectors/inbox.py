@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import CharField, Count, F, Q, QuerySet
 from django.db.models.functions import Cast
@@ -21,7 +22,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Delegation, User
-from approvals.models import ApprovalRequest
+from accounts.roles import ROLE_PERMISSIONS
+from approvals.models import ApprovalRequest, Notification, SavedView
 from workflows.models import Handoff
 from workflows.permissions import user_group_ids
 
@@ -32,6 +34,8 @@ DUE_SOON = timedelta(hours=24)
 SORTS = ("due", "oldest", "newest")
 VIEWS = ("all", "mine", "queue", "delegated")
 DUES = ("overdue", "soon", "none")
+# Role groups carry permissions, not work: no queue is named after them.
+ROLE_GROUPS = tuple(ROLE_PERMISSIONS)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class InboxFilter:
 
     view: str = "all"
     request_type: str = ""  # slug
+    group: str = ""  # the name of the group an item is offered to
     stage: str = ""
     requester: str = ""  # user name
     due: str = ""
@@ -147,6 +152,8 @@ def _request_filter(filters: InboxFilter) -> Q | None:
 
 
 def _filtered(query: QuerySet[Handoff], filters: InboxFilter, now: datetime) -> QuerySet[Handoff]:
+    if filters.group:
+        query = query.filter(candidate_group__name=filters.group)
     if filters.stage:
         query = query.filter(stage=filters.stage)
     if filters.due == "overdue":
@@ -254,3 +261,41 @@ def _rows(handoffs: Iterable[Handoff], *, reach: Reach, now: datetime) -> list[I
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class ViewLink:
+    """A saved view as the inbox lists it: built in (no id) or the person's own."""
+
+    name: str
+    query: str
+    saved_id: int | None = None
+
+
+def inbox_views(*, user: User, reach: Reach) -> list[ViewLink]:
+    """The views offered above the inbox: "My overdue", one queue per group of the
+    person's (by name), then the views they saved (one query for the groups, one for theirs)."""
+    views = [ViewLink("My overdue", InboxFilter(view="mine", due="overdue").query())]
+    groups = Group.objects.filter(pk__in=reach.group_ids).exclude(name__in=ROLE_GROUPS).order_by("name")
+    views += [
+        ViewLink(f"{g.name.capitalize()} queue", InboxFilter(view="queue", group=g.name).query())
+        for g in groups
+    ]
+    views += [ViewLink(v.name, v.query, v.pk) for v in SavedView.objects.filter(owner=user).order_by("name")]
+    return views
+
+
+@dataclass(frozen=True)
+class NavCounts:
+    inbox: InboxCounts
+    unread: int
+
+
+def nav_counts(*, user: User, request: Any = None) -> NavCounts:
+    """The navigation's numbers: the inbox counts (taken from `request` when its page
+    already counted them) and the unread notifications."""
+    counts = getattr(request, "inbox_counts", None)
+    if counts is None:
+        counts = inbox_counts(inbox_reach(user))
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    return NavCounts(inbox=counts, unread=unread)

@@ -1,4 +1,5 @@
-"""The list pages: inbox, my requests, all requests, and the types one may submit."""
+"""The list pages: my requests, all requests, and the types one may submit (the inbox is
+approvals.selectors.inbox)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
 from django.utils import timezone
 
 from approvals import policies
-from approvals.models import ApprovalRequest, RequestType, State
+from approvals.models import ApprovalRequest, Notification, RequestType, State
 from approvals.routing import PolicyError
 from workflows.models import Handoff
-from workflows.selectors import handoffs_open_for_user
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -29,36 +30,6 @@ def stage_label(name: str) -> str:
 
 
 # --- lists -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    handoff: Handoff
-    request: ApprovalRequest
-    overdue: bool = False
-
-    @property
-    def stage(self) -> str:
-        return stage_label(self.handoff.stage)
-
-
-def inbox_for_user(*, user: User, after_id: int | None = None, limit: int = 50) -> list[InboxRow]:
-    """Requests waiting for `user` or for a group of theirs, oldest handoff first (keyset on
-    the handoff id). Three queries whatever the length: groups, handoffs, requests."""
-    handoffs = handoffs_open_for_user(user=user, model=ApprovalRequest, after_id=after_id, limit=limit)
-    requests = ApprovalRequest.objects.select_related("requester", "request_type").in_bulk(
-        [int(h.object_id) for h in handoffs]
-    )
-    now = timezone.now()
-    return [
-        InboxRow(
-            handoff=h,
-            request=requests[int(h.object_id)],
-            overdue=h.due_at is not None and h.due_at < now,
-        )
-        for h in handoffs
-        if int(h.object_id) in requests
-    ]
 
 
 @dataclass(frozen=True)
@@ -122,10 +93,28 @@ def _current_stage(req: ApprovalRequest) -> str:
 
 
 def requests_of_requester(
-    *, user: User, before_id: int | None = None, limit: int = 50
+    *,
+    user: User,
+    state: str = "",
+    request_type: str = "",
+    q: str = "",
+    before_id: int | None = None,
+    limit: int = 50,
 ) -> list[ApprovalRequest]:
-    """The user's own requests, newest first, keyset-paged on id (index request_by_requester)."""
+    """The user's own requests, newest first, keyset-paged on id (index request_by_requester),
+    optionally in one state, of one type (slug), or matching `q` (REQ-number or title words)."""
     query = ApprovalRequest.objects.filter(requester=user).select_related("request_type", "policy_version")
+    if state:
+        query = query.filter(state=state)
+    if request_type:
+        query = query.filter(request_type__slug=request_type)
+    text = q.strip()
+    if text:
+        ref = text.upper().removeprefix("REQ-")
+        found = Q(title__icontains=text)
+        if ref.isdigit():
+            found |= Q(pk=int(ref))
+        query = query.filter(found)
     if before_id is not None:
         query = query.filter(id__lt=before_id)
     return list(query.order_by("-id")[:limit])
@@ -152,6 +141,28 @@ def request_types_for_submitter(*, user: User) -> list[RequestType]:
     return list(policies.submittable_types(user))
 
 
+def request_type_choices() -> list[tuple[str, str]]:
+    """Every active request type as (slug, name), by name: the lists' type filter."""
+    return list(RequestType.objects.filter(is_active=True).order_by("name").values_list("slug", "name"))
+
+
 def request_type_for_submitter(*, slug: str) -> RequestType | None:
     """An active request type by its slug, with its current policy; None when there is none."""
     return RequestType.objects.select_related("current_policy").filter(slug=slug, is_active=True).first()
+
+
+def notifications_of(*, user: User, before_id: int | None = None, limit: int = 50) -> list[Notification]:
+    """The person's notifications, newest first, keyset-paged (index notification_by_recipient)."""
+    query = Notification.objects.filter(recipient=user).select_related("request")
+    if before_id is not None:
+        query = query.filter(pk__lt=before_id)
+    return list(query.order_by("-id")[:limit])
+
+
+def notification_request_id(*, user: User, notification_id: int) -> int | None:
+    """The request a notification of `user`'s is about (None for anyone else's)."""
+    return (
+        Notification.objects.filter(recipient=user, pk=notification_id)
+        .values_list("request_id", flat=True)
+        .first()
+    )

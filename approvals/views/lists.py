@@ -1,6 +1,8 @@
-"""The lists: home, the inbox, my requests, every request."""
+"""The lists: home, my requests, every request (the inbox is approvals.views.inbox)."""
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -9,41 +11,46 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from approvals import policies, selectors
-from approvals.forms import RequestFilterForm
-from approvals.views.common import PAGE_SIZE, me, page_param
+from approvals.forms import MyRequestsFilterForm, RequestFilterForm
+from approvals.views.common import PAGE_SIZE, WorkspaceRequest, me
 
 
 @login_required
 @require_safe
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: WorkspaceRequest) -> HttpResponse:
     user = me(request)
+    page = selectors.inbox_page(user=user, limit=10)
+    request.inbox_counts = page.counts
     context = {
-        "inbox": selectors.inbox_for_user(user=user, limit=20),
-        "mine": selectors.request_rows(selectors.requests_of_requester(user=user, limit=20)),
+        "page": page,
+        "mine": selectors.request_rows(selectors.requests_of_requester(user=user, limit=10)),
     }
     return render(request, "approvals/home.html", context)
 
 
 @login_required
 @require_safe
-def inbox(request: HttpRequest) -> HttpResponse:
-    rows = selectors.inbox_for_user(user=me(request), after_id=page_param(request, "after"), limit=PAGE_SIZE)
-    next_after = rows[-1].handoff.pk if len(rows) == PAGE_SIZE else None
-    return render(request, "approvals/inbox.html", {"rows": rows, "next_after": next_after})
-
-
-@login_required
-@require_safe
 def my_requests(request: HttpRequest) -> HttpResponse:
+    """The person's own requests, newest first, filtered by state and type, searched."""
+    form = MyRequestsFilterForm(request.GET, types=selectors.request_type_choices())
+    if not form.is_valid():
+        return render(request, "approvals/my_requests.html", {"form": form, "rows": []}, status=400)
+    filters = {k: form.cleaned_data[k] for k in ("state", "request_type", "q")}
     rows = selectors.requests_of_requester(
-        user=me(request), before_id=page_param(request, "before"), limit=PAGE_SIZE
+        user=me(request), before_id=form.cleaned_data["before"], limit=PAGE_SIZE, **filters
     )
-    next_before = rows[-1].pk if len(rows) == PAGE_SIZE else None
-    return render(
-        request,
-        "approvals/my_requests.html",
-        {"rows": selectors.request_rows(rows), "next_before": next_before},
+    more = (
+        f"?{urlencode({**{k: v for k, v in filters.items() if v}, 'before': rows[-1].pk})}"
+        if len(rows) == PAGE_SIZE
+        else ""
     )
+    context = {
+        "form": form,
+        "rows": selectors.request_rows(rows),
+        "more": more,
+        "filtered": any(filters.values()),
+    }
+    return render(request, "approvals/my_requests.html", context)
 
 
 @login_required

@@ -109,6 +109,7 @@ def _get(name: str) -> Callable[[World], Call]:
 ENDPOINTS: dict[str, Callable[[World], Call]] = {
     "home": _get("approvals:home"),
     "inbox": _get("approvals:inbox"),
+    "notifications": _get("approvals:notifications"),
     "my_requests": _get("approvals:my_requests"),
     "all_requests": _get("approvals:all_requests"),
     "new_request GET": _get("approvals:request_new"),
@@ -140,6 +141,7 @@ ENDPOINTS: dict[str, Callable[[World], Call]] = {
 MATRIX: dict[str, tuple[int, ...]] = {
     "home":                          (302, 200, 200, 200, 200, 200, 200, 200),
     "inbox":                         (302, 200, 200, 200, 200, 200, 200, 200),
+    "notifications":                 (302, 200, 200, 200, 200, 200, 200, 200),
     "my_requests":                   (302, 200, 200, 200, 200, 200, 200, 200),
     "all_requests":                  (302, 403, 403, 403, 200, 200, 200, 403),
     "new_request GET":               (302, 200, 403, 403, 403, 403, 200, 403),

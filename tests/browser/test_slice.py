@@ -110,8 +110,10 @@ def test_a_request_goes_from_requester_to_approver_live_and_back(new_page: Calla
     expect(rita.locator("body[data-live-connected='1']")).to_have_count(1)
     row.get_by_role("link").click()
     expect(alex.get_by_test_id("state")).to_have_text("In review")
-    # and he rejects it without a comment
+    # and he rejects it, confirming without a reason
     alex.get_by_role("button", name="Reject").click()
+    expect(alex.get_by_test_id("confirm")).to_contain_text("This cannot be undone.")
+    alex.get_by_test_id("confirm-button").click()
     # then the comment field says a reason is needed, and the request is still in review
     expect(alex.get_by_test_id("comment-field")).to_contain_text("Say why you reject it.")
     expect(alex.get_by_test_id("state")).to_have_text("In review")

@@ -303,7 +303,8 @@ def test_a_manager_reassigns_a_handoff(
     )
     assert (entry.data["from"]["id"], entry.data["from"]["user"]) == (old.pk, approver.pk)
     assert (entry.data["to"]["id"], entry.data["to"]["user"]) == (successor.pk, second_approver.pk)
-    # and the old holder, the new holder, the group and the requester are told
+    # and the old holder, the new holder, the group and the requester are told live, and
+    # the two holders by a notification (the task)
     destinations = {e.destination for e in new_events(events_before)}
     assert destinations == {
         f"inbox.user.{approver.pk}",
@@ -311,6 +312,7 @@ def test_a_manager_reassigns_a_handoff(
         f"inbox.group.{approver_group.pk}",
         f"inbox.user.{requester.pk}",
         instance_channel_group(submitted),
+        "approvals.notify_transition",
     }
     # and the new holder decides, the old one no longer may
     with pytest.raises(errors.Forbidden):

@@ -16,7 +16,7 @@ from workflows import errors, records
 from workflows.audit import audit_entry_build
 from workflows.definition import Workflow, workflow_of
 from workflows.models import AuditEntry, Handoff, HandoffSpec, Recipient, WorkflowModel
-from workflows.outbox import outbox_write
+from workflows.outbox import outbox_write, task_event
 from workflows.permissions import may_claim, may_reassign
 from workflows.services.common import (
     events_for_change,
@@ -72,14 +72,17 @@ def _record(
     )
     entry.save()
     instance.save(update_fields=["audit_seq", "audit_head", "updated_at"])
-    outbox_write(
-        events_for_change(
-            instance=instance,
-            recipients=recipients + workflow.audience(instance),
-            topic="handoff.changed",
-            detail={"action": action, **data},
-        )
+    events = events_for_change(
+        instance=instance,
+        recipients=recipients + workflow.audience(instance),
+        topic="handoff.changed",
+        detail={"action": action, **data},
     )
+    events += [
+        task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq})
+        for t in workflow.handoff_tasks(instance, action=action)
+    ]
+    outbox_write(events)
     return entry
 
 
