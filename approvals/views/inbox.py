@@ -65,7 +65,12 @@ def inbox(request: WorkspaceRequest) -> HttpResponse:
     user = me(request)
     form = InboxFilterForm(request.GET, types=selectors.request_type_choices())
     reach = selectors.inbox_reach(user)
-    results: dict[str, Any] | None = request.session.pop(BULK_RESULTS, None)
+    # Shown once, by the page the bulk action sends the browser to: not by a live refresh
+    # or an htmx swap, which may run just before that page loads.
+    partial = bool(request.htmx) or request.headers.get("X-Requested-With") == "live"
+    results: dict[str, Any] | None = (
+        request.session.get(BULK_RESULTS) if partial else request.session.pop(BULK_RESULTS, None)
+    )
     context: dict[str, Any] = {
         "form": form,
         "views": selectors.inbox_views(user=user, reach=reach),

@@ -128,4 +128,5 @@
   document.addEventListener("DOMContentLoaded", showCount);
   // After htmx or a live update swaps the list, the old position means nothing.
   document.body.addEventListener("htmx:afterSwap", () => { current = -1; showCount(); });
+  document.body.addEventListener("live:refreshed", () => { current = -1; showCount(); });
 })();

@@ -14,7 +14,14 @@
     const html = await response.text();
     const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(selector);
     const current = document.querySelector(selector);
-    if (fresh && current) current.replaceWith(fresh);
+    if (!fresh || !current) return;
+    // What the person selected and where they were stay as they were.
+    const checked = new Set(Array.from(current.querySelectorAll("input[type=checkbox]:checked"), (box) => box.name + "=" + box.value));
+    const focused = document.activeElement && current.contains(document.activeElement) && document.activeElement.id;
+    fresh.querySelectorAll("input[type=checkbox]").forEach((box) => { if (checked.has(box.name + "=" + box.value)) box.checked = true; });
+    current.replaceWith(fresh);
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+    fresh.dispatchEvent(new CustomEvent("live:refreshed", { bubbles: true }));
     body.dataset.liveRefreshed = String(Number(body.dataset.liveRefreshed || 0) + 1);
   }
 
