@@ -63,7 +63,7 @@ def _configure(*, server_url: str, database: str) -> None:
 
 
 def _database_exists(server_url: str, database: str) -> bool:
-    import psycopg  # noqa: PLC0415  (a bench script: imported once configured)
+    import psycopg
 
     with psycopg.connect(f"{server_url.rstrip('/')}/postgres", autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
@@ -71,8 +71,8 @@ def _database_exists(server_url: str, database: str) -> bool:
 
 
 def _recreate(server_url: str, database: str) -> None:
-    import psycopg  # noqa: PLC0415
-    from psycopg import sql  # noqa: PLC0415
+    import psycopg
+    from psycopg import sql
 
     with psycopg.connect(f"{server_url.rstrip('/')}/postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
@@ -84,10 +84,12 @@ def _recreate(server_url: str, database: str) -> None:
 
 def _copy_of(table: str, template_id: int, overrides: dict[str, str], rows: str) -> str:
     """INSERT ... SELECT of `rows` copies of one template row, some columns computed."""
-    from django.db import connection  # noqa: PLC0415
+    from django.db import connection
 
     with connection.cursor() as cursor:
-        columns = [c.name for c in connection.introspection.get_table_description(cursor, table) if c.name != "id"]
+        columns = [
+            c.name for c in connection.introspection.get_table_description(cursor, table) if c.name != "id"
+        ]
     values = ", ".join(overrides.get(c, f"t.{c}") for c in columns)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} "
@@ -97,18 +99,17 @@ def _copy_of(table: str, template_id: int, overrides: dict[str, str], rows: str)
 
 def _build(*, requests: int, users: int, groups: int) -> dict[str, float]:
     """Migrate, then make the data set in SQL. Returns the seconds each part took."""
-    from django.contrib.auth.models import Group  # noqa: PLC0415
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
-    from django.core.management import call_command  # noqa: PLC0415
-    from django.db import connection, transaction  # noqa: PLC0415
-    from guardian.shortcuts import assign_perm  # noqa: PLC0415
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from guardian.shortcuts import assign_perm
 
-    from accounts.models import Delegation, User  # noqa: PLC0415
-    from accounts.roles import APPROVERS, REQUESTERS, roles_sync  # noqa: PLC0415
-    from approvals.models import ApprovalRequest, RequestType  # noqa: PLC0415
-    from approvals.publishing import policy_draft_create, policy_publish  # noqa: PLC0415
-    from approvals.services import request_create  # noqa: PLC0415
-    from workflows.models import Handoff  # noqa: PLC0415
+    from accounts.models import Delegation, User
+    from accounts.roles import APPROVERS, REQUESTERS, roles_sync
+    from approvals.models import RequestType
+    from approvals.publishing import policy_draft_create, policy_publish
+    from approvals.services import request_create
+    from workflows.models import Handoff
 
     took: dict[str, float] = {}
     started = time.perf_counter()
@@ -127,12 +128,13 @@ def _build(*, requests: int, users: int, groups: int) -> dict[str, float]:
     for i in range(10):
         request_type = RequestType.objects.create(slug=f"bench-type-{i}", name=f"Bench type {i}")
         document = {"stages": [{"name": "review", "approvers": {"groups": [group_rows[i % 5].name]}}]}
-        policy_publish(version=policy_draft_create(request_type=request_type, document=document, actor=None), actor=None)
+        policy_publish(
+            version=policy_draft_create(request_type=request_type, document=document, actor=None), actor=None
+        )
         assign_perm("approvals.submit_requesttype", roles[REQUESTERS], request_type)
         types.append(RequestType.objects.get(pk=request_type.pk))
     template = request_create(requester=colleague, request_type=types[0], title="template")
     handoff_template = Handoff.objects.for_instance(template).get()
-    content_type = ContentType.objects.get_for_model(ApprovalRequest)
     took["people, groups, types"] = time.perf_counter() - started
 
     first_group, type_ids = group_rows[0].pk, [t.pk for t in types]
@@ -206,7 +208,9 @@ def _build(*, requests: int, users: int, groups: int) -> dict[str, float]:
             "stage": "'review'",
         }
         rows = "approvals_approvalrequest AS r, generate_series(1, 2) AS k"
-        cursor.execute(_copy_of("workflows_handoff", handoff_template.pk, closed, rows) + f" WHERE r.id <> {template.pk}")
+        cursor.execute(
+            _copy_of("workflows_handoff", handoff_template.pk, closed, rows) + f" WHERE r.id <> {template.pk}"
+        )
         third = {
             **closed,
             "assignee_id": (
@@ -220,7 +224,9 @@ def _build(*, requests: int, users: int, groups: int) -> dict[str, float]:
             "due_at": "CASE WHEN r.state = 'in_review' THEN now() + ((r.id % 240) - 48) * interval '1 hour' END",
         }
         rows = "approvals_approvalrequest AS r"
-        cursor.execute(_copy_of("workflows_handoff", handoff_template.pk, third, rows) + f" WHERE r.id <> {template.pk}")
+        cursor.execute(
+            _copy_of("workflows_handoff", handoff_template.pk, third, rows) + f" WHERE r.id <> {template.pk}"
+        )
         took["handoffs"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -246,7 +252,7 @@ def _build(*, requests: int, users: int, groups: int) -> dict[str, float]:
 
 
 def _sizes() -> dict[str, int]:
-    from django.db import connection  # noqa: PLC0415
+    from django.db import connection
 
     with connection.cursor() as cursor:
         found = {}
@@ -256,7 +262,7 @@ def _sizes() -> dict[str, int]:
             ("requests", "approvals_approvalrequest"),
             ("handoffs", "workflows_handoff"),
         ]:
-            cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608  (fixed table names)
+            cursor.execute(f"SELECT count(*) FROM {table}")
             found[label] = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM workflows_handoff WHERE closed_at IS NULL")
         found["open handoffs"] = cursor.fetchone()[0]
@@ -315,16 +321,16 @@ FROM workflows_handoff h WHERE {RAW_HOLDERS}
 
 
 def _measure(*, repeat: int) -> dict[str, Any]:
-    import psycopg  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
-    from django.contrib.contenttypes.models import ContentType  # noqa: PLC0415
-    from django.db import connection  # noqa: PLC0415
-    from django.test import Client  # noqa: PLC0415
-    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+    import psycopg
+    from django.conf import settings
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
-    from accounts.models import User  # noqa: PLC0415
-    from approvals.models import ApprovalRequest  # noqa: PLC0415
-    from approvals.selectors import inbox_page  # noqa: PLC0415
+    from accounts.models import User
+    from approvals.models import ApprovalRequest
+    from approvals.selectors import inbox_page
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     person = User.objects.get(username=MEASURED)
@@ -339,7 +345,9 @@ def _measure(*, repeat: int) -> dict[str, Any]:
     def statements(url: str) -> int:
         with CaptureQueriesContext(connection) as captured:
             assert client.get(url).status_code == 200
-        return len([q for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))])
+        return len(
+            [q for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+        )
 
     shown = inbox_page(user=User.objects.get(pk=person.pk), limit=PAGE)
     result: dict[str, Any] = {
@@ -369,10 +377,10 @@ def _measure(*, repeat: int) -> dict[str, Any]:
 
 def _statements_at(client: Any, size: int) -> int:
     """The page's statements with a page size of `size` (the view's PAGE_SIZE swapped)."""
-    from django.db import connection  # noqa: PLC0415
-    from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
-    from approvals.views import inbox as inbox_views  # noqa: PLC0415
+    from approvals.views import inbox as inbox_views
 
     saved = inbox_views.PAGE_SIZE
     inbox_views.PAGE_SIZE = size
@@ -400,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     build = args.rebuild or not _database_exists(args.server_url, args.database)
     if build:
         _recreate(args.server_url, args.database)
-    import django  # noqa: PLC0415
+    import django
 
     django.setup()
     if build:
