@@ -362,7 +362,9 @@ def _measure(*, repeat: int) -> dict[str, Any]:
     with psycopg.connect(dsn) as raw:
 
         def hand_written() -> list[Any]:
-            groups, delegators = raw.execute(RAW_REACH, {"user": person.pk}).fetchone()
+            reach = raw.execute(RAW_REACH, {"user": person.pk}).fetchone()
+            assert reach is not None
+            groups, delegators = reach
             params = {"user": person.pk, "groups": groups, "delegators": delegators, "ct": content_type}
             rows = raw.execute(RAW_PAGE, {**params, "limit": PAGE + 1}).fetchall()
             raw.execute(RAW_COUNTS, params).fetchone()
