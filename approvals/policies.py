@@ -63,3 +63,19 @@ def may_view(request: ApprovalRequest, user: User) -> bool:
         if handoff.assignee_id == user.pk or handoff.candidate_group_id in groups:
             return True
     return False
+
+
+AUDIT_PERMISSION = "workflows.view_auditentry"
+
+
+def may_audit(user: User) -> bool:
+    """Auditors (and superusers) read the whole audit trail, export it and its evidence.
+    Reading only: nothing in the auditors' pages writes, and their role grants no action."""
+    return user.is_active and user.has_perm(AUDIT_PERMISSION)
+
+
+def may_view_evidence(request: ApprovalRequest, user: User) -> bool:
+    """A request's evidence page (its history, verified): auditors, and whoever may see the
+    request itself (its requester, those who held or may hold it, managers). Nobody sees
+    the trail of a request they may not see."""
+    return may_audit(user) or may_view(request, user)

@@ -301,8 +301,12 @@ def statement_for(
     }
 
 
-def checkpoint_latest() -> AuditCheckpoint | None:
-    return AuditCheckpoint.objects.order_by("-id").first()
+def checkpoint_latest(*, before: datetime | None = None) -> AuditCheckpoint | None:
+    """The latest checkpoint (made before `before`, if given)."""
+    query = AuditCheckpoint.objects.order_by("-id")
+    if before is not None:
+        query = query.filter(created_at__lt=before)
+    return query.first()
 
 
 def checkpoint_create() -> AuditCheckpoint:

@@ -1,5 +1,6 @@
 """Approval requests: the product built on the workflow engine."""
 
+from approvals.models.exports import AuditExport, ExportState
 from approvals.models.notification import Notification
 from approvals.models.requests import (
     OPEN_STATES,
@@ -17,7 +18,9 @@ __all__ = [
     "OPEN_STATES",
     "TITLE_MAX",
     "ApprovalRequest",
+    "AuditExport",
     "Decision",
+    "ExportState",
     "Notification",
     "PolicyVersion",
     "PublishedPolicyError",
