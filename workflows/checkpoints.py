@@ -317,11 +317,26 @@ def checkpoint_create() -> AuditCheckpoint:
     key, CheckpointRefused when a chain lost or changed what the checkpoint before signed.
     """
     key = signing_key()
+    postgres = connection.vendor == "postgresql"
+    outermost = not connection.in_atomic_block
+    if postgres:
+        # Checkpoints one at a time (beat and a command at once), the lock taken before the
+        # transaction's snapshot, so that each sees the one before it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
+    try:
+        return _checkpoint_create(key, repeatable_read=postgres and outermost)
+    finally:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+def _checkpoint_create(key: Ed25519PrivateKey, *, repeatable_read: bool) -> AuditCheckpoint:
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if repeatable_read:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         previous = checkpoint_latest()
         previous_leaves = checkpoint_leaves(previous) if previous is not None else []
         current = chain_heads_now()

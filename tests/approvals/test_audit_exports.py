@@ -44,7 +44,7 @@ def _download(world: World, name: str, *args: Any, role: str = "auditor", **quer
     assert response.status_code == 200, response.content[:500]
     if response.streaming:
         return b"".join(cast(Any, response).streaming_content)
-    return cast(bytes, response.getvalue())
+    return response.getvalue()
 
 
 # --- CSV and JSON Lines ----------------------------------------------------------------------------
