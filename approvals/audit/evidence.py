@@ -124,7 +124,7 @@ def evidence_page(*, request_id: int, user: User) -> EvidencePage | None:
     if request is None or not policies.may_view_evidence(request, user):
         return None
     entries = audit_entries_for_instance(request)
-    history = audit_rows(entries)
+    history = audit_rows(entries, request=request)
     decisions = list(
         Decision.objects.filter(request=request)
         .select_related("principal", "actor")

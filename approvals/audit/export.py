@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, TextField
-from django.db.models.functions import Cast
+from django.db import connection
+from django.db.models import Func, Q, TextField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from approvals.audit.filters import AuditFilter
@@ -31,7 +32,7 @@ from workflows.services import instance_create, transition
 if TYPE_CHECKING:
     from accounts.models import User
 
-EXPORT_BATCH = 2000
+EXPORT_BATCH = 5000
 COLUMNS = [
     "id",
     "ref",
@@ -78,12 +79,40 @@ def _labels() -> dict[int, str]:
     return {ct.pk: f"{ct.app_label}.{ct.model}" for ct in ContentType.objects.all()}
 
 
+class _UtcIsoText(Func):
+    """A timestamp as the chain hashes it ('2026-01-31T09:15:00.000000+00:00'), written by
+    PostgreSQL itself: no datetime is made per row in Python (the export's main cost)."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+    output_field = TextField()
+
+
 def entry_rows(query: Any, *, batch_size: int = EXPORT_BATCH) -> Iterator[list[Row]]:
     """Batches of entries of `query`, oldest first (created_at, id), read by keyset: one
     query per batch, never more than a batch in memory. Each row holds COLUMNS' values
-    (the reference resolved, created_at as the hash covers it, data as its JSON text)."""
-    labels = _labels()
-    values = query.annotate(data_text=Cast("data", TextField())).order_by("created_at", "id")
+    (the reference resolved, created_at as the hash covers it, data as its JSON text).
+
+    On PostgreSQL the database writes every value as exported (reference, timestamp, JSON
+    text), so rows go out as they come, with no Python work per row."""
+    in_sql = connection.vendor == "postgresql"
+    values = query.annotate(data_text=Cast("data", TextField()))
+    if in_sql:
+        values = values.annotate(
+            created_text=_UtcIsoText("created_at"),
+            ref=Concat(
+                "content_type__app_label",
+                Value("."),
+                "content_type__model",
+                Value(":"),
+                "object_id",
+                output_field=TextField(),
+            ),
+        )
+        fields: tuple[str, ...] = ("id", "ref", "seq", "created_text", *_FIELDS[5:])
+    else:
+        fields = _FIELDS
+    values = values.order_by("created_at", "id")
+    labels = {} if in_sql else _labels()
     last: tuple[datetime, int] | None = None
     while True:
         page = values
@@ -93,15 +122,25 @@ def entry_rows(query: Any, *, batch_size: int = EXPORT_BATCH) -> Iterator[list[R
             page = page.filter(
                 Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk), created_at__gte=moment
             )
-        batch = list(page.values_list(*_FIELDS)[:batch_size])
+        batch: list[Row] = list(page.values_list(*fields)[:batch_size])
         if not batch:
             return
-        last = (batch[-1][4], batch[-1][0])
-        rows = []
-        for pk, ct, oid, seq, moment, *rest in batch:
-            ref = f"{labels.get(ct) or _labels_refresh(labels, ct)}:{oid}"
-            rows.append((pk, ref, seq, moment.astimezone(UTC).isoformat(timespec="microseconds"), *rest))
-        yield rows
+        tail = batch[-1]
+        if in_sql:
+            last = (datetime.fromisoformat(tail[3]), tail[0])
+            yield batch
+        else:
+            last = (tail[4], tail[0])
+            yield [
+                (
+                    pk,
+                    f"{labels.get(ct) or _labels_refresh(labels, ct)}:{oid}",
+                    seq,
+                    moment.astimezone(UTC).isoformat(timespec="microseconds"),
+                    *rest,
+                )
+                for pk, ct, oid, seq, moment, *rest in batch
+            ]
         if len(batch) < batch_size:
             return
 

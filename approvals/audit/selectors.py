@@ -1,8 +1,8 @@
 """The audit log: entries newest first, keyset-paged, each rendered for people.
 
-A page runs a fixed number of queries whatever its size: the entries (with the people
-who acted), a capped count, the requests and exports they belong to, and the people
-and groups their data names. Rendering reads the typed records (approvals.records,
+A page runs three statements whatever its size: the entries (with the people who acted,
+and the title and type of each entry's request), a capped count, and the names of the
+people and groups their data mentions. Rendering reads the typed records (approvals.records,
 workflows.records) and the Action words (approvals.actions), never raw dictionaries.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q
+from django.db.models import BigIntegerField, Case, CharField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Cast
 
 from accounts.models import User
 from approvals.audit.filters import AuditFilter
@@ -26,6 +27,8 @@ from workflows.models import AuditEntry
 from workflows.records import ClaimRecord, CreatedRecord, HandoffRef, ReassignRecord, TransitionRecord
 
 COUNT_CAP = 10_000
+ENTRY_FIELDS = [f.name for f in AuditEntry._meta.concrete_fields]
+PERSON_FIELDS = ("username", "first_name", "last_name")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXPORT_VERBS = {"create": "started an export", "complete": "completed an export"}
 
@@ -56,8 +59,10 @@ class AuditRow:
     entry: AuditEntry
     item: HistoryItem
     reference: str
-    request: ApprovalRequest | None = None
-    export: AuditExport | None = None
+    request_id: int | None = None  # the request it belongs to, if any
+    request_title: str = ""
+    request_type: str = ""
+    is_export: bool = False
     changes: tuple[Change, ...] = ()
     handoffs: tuple[str, ...] = ()
     extra_notes: tuple[str, ...] = ()
@@ -68,7 +73,7 @@ class AuditRow:
 
     @property
     def verb(self) -> str:
-        if self.export is not None:
+        if self.is_export:
             return _EXPORT_VERBS.get(self.entry.action, self.item.verb)
         return self.item.verb
 
@@ -83,22 +88,21 @@ class AuditRow:
 
 @dataclass
 class Names:
-    """The people and groups a page's entries name, read once."""
+    """The people and groups a page's entries name, read in one statement."""
 
-    users: dict[int, User] = field(default_factory=dict)
-    groups: dict[int, Group] = field(default_factory=dict)
+    users: dict[int, str] = field(default_factory=dict)
+    groups: dict[int, str] = field(default_factory=dict)
 
     def user(self, pk: int | None) -> str:
         if pk is None:
             return ""
-        found = self.users.get(pk)
-        return found.display_name if found is not None else f"user #{pk}"
+        return self.users.get(pk) or f"user #{pk}"
 
     def group(self, pk: int | None) -> str:
         if pk is None:
             return ""
         found = self.groups.get(pk)
-        return f"group {found.name}" if found is not None else f"group #{pk}"
+        return f"group {found}" if found is not None else f"group #{pk}"
 
     def holder(self, handoff: HandoffRef) -> str:
         who = [n for n in (self.user(handoff.user), self.group(handoff.group)) if n]
@@ -129,14 +133,27 @@ def _named_ids(records: Iterable[RequestRecord]) -> tuple[set[int], set[int]]:
 
 
 def names_for(records: Iterable[RequestRecord]) -> Names:
+    """The names of the people and groups `records` mention: one statement (a union), run
+    even when there are none, so that a page costs the same whatever it holds (no row has
+    id 0)."""
     user_ids, group_ids = _named_ids(records)
-    return Names(users=_by_id(User.objects.all(), user_ids), groups=_by_id(Group.objects.all(), group_ids))
-
-
-def _by_id(query: Any, ids: set[int]) -> dict[int, Any]:
-    """Rows by id, in one query, run even for no ids: a page costs the same statements
-    whatever it holds (id 0 is never a row's)."""
-    return {row.pk: row for row in query.filter(pk__in=sorted(ids) or [0])}
+    people = (
+        User.objects.filter(pk__in=sorted(user_ids) or [0])
+        .order_by()
+        .values_list(Value("u"), "pk", "first_name", "last_name", "username")
+    )
+    teams = (
+        Group.objects.filter(pk__in=sorted(group_ids) or [0])
+        .order_by()
+        .values_list(Value("g"), "pk", "name", Value(""), Value(""))
+    )
+    names = Names()
+    for kind, pk, first, last, username in people.union(teams, all=True):
+        if kind == "u":
+            names.users[pk] = f"{first} {last}".strip() or username
+        else:
+            names.groups[pk] = first
+    return names
 
 
 _QUIET_CHANGES = frozenset({"stage_slots", "submitted_at", "decided_at", "completed_at"})
@@ -184,46 +201,71 @@ def _handoff_lines(record: RequestRecord, names: Names) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _export_notes(entry: AuditEntry, export: AuditExport | None) -> tuple[str, ...]:
-    if export is None:
-        return ()
+def _export_notes(entry: AuditEntry) -> tuple[str, ...]:
+    """What an export's entry says, from the entry itself (its 'create' fields, its
+    'complete' completeness record)."""
+    data = entry.data if isinstance(entry.data, dict) else {}
     if entry.action == "complete":
-        return (f"{export.rows} rows, digest sha256:{export.digest[:16]}…",)
-    return (f"{export.get_format_display()} of {export.filter.get('query') or 'the whole trail'}",)
+        done = data.get("completeness") or {}
+        return (f"{done.get('rows')} rows, digest sha256:{str(done.get('digest', ''))[:16]}…",)
+    fields = data.get("fields") or {}
+    query = (fields.get("filter") or {}).get("query") or "the whole trail"
+    return (f"{fields.get('format', '')} of {query}",)
 
 
-def audit_rows(entries: list[AuditEntry]) -> list[AuditRow]:
-    """Entries rendered for people: their requests, their exports, and the people and
-    groups they name are read in one query each (four queries, whatever the number)."""
+def request_annotations() -> dict[str, Any]:
+    """The title and type of the request each entry belongs to, read in the entries' own
+    statement (a primary-key lookup per entry of a request; none for other entries)."""
+    request_type = ContentType.objects.get_for_model(ApprovalRequest)
+    request = ApprovalRequest.objects.filter(pk=Cast(OuterRef("object_id"), BigIntegerField()))
+    of_request = {"content_type_id": request_type.pk}
+    return {
+        "request_title": Case(
+            When(**of_request, then=Subquery(request.values("title")[:1])), output_field=CharField()
+        ),
+        "request_type_name": Case(
+            When(**of_request, then=Subquery(request.values("request_type__name")[:1])),
+            output_field=CharField(),
+        ),
+    }
+
+
+def audit_rows(entries: list[AuditEntry], *, request: ApprovalRequest | None = None) -> list[AuditRow]:
+    """Entries rendered for people, with one more statement: the names of the people and
+    groups their data mentions. Each entry's request title and type come from the entries'
+    statement (`request_annotations`), or from `request` when all are of that one."""
     request_type = ContentType.objects.get_for_model(ApprovalRequest)
     export_type = ContentType.objects.get_for_model(AuditExport)
-    request_ids = {int(e.object_id) for e in entries if e.content_type_id == request_type.pk}
-    export_ids = {int(e.object_id) for e in entries if e.content_type_id == export_type.pk}
-    requests = _by_id(ApprovalRequest.objects.select_related("request_type"), request_ids)
-    exports = _by_id(AuditExport.objects.all(), export_ids)
     items = [history_item(e) for e in entries]
     names = names_for(i.record for i in items)
     rows = []
     for entry, item in zip(entries, items, strict=True):
-        request = requests.get(int(entry.object_id)) if entry.content_type_id == request_type.pk else None
-        export = exports.get(int(entry.object_id)) if entry.content_type_id == export_type.pk else None
-        if request is not None or entry.content_type_id == request_type.pk:
+        of_request = entry.content_type_id == request_type.pk
+        is_export = entry.content_type_id == export_type.pk
+        if of_request:
             reference = f"REQ-{entry.object_id}"
-        elif entry.content_type_id == export_type.pk:
+        elif is_export:
             reference = f"EXP-{entry.object_id}"
         else:
             content_type = ContentType.objects.get_for_id(entry.content_type_id)
             reference = f"{content_type.app_label}.{content_type.model}:{entry.object_id}"
+        if request is not None and of_request:
+            title, type_name = request.title, request.request_type.name
+        else:
+            title = getattr(entry, "request_title", None) or ""
+            type_name = getattr(entry, "request_type_name", None) or ""
         rows.append(
             AuditRow(
                 entry=entry,
                 item=item,
                 reference=reference,
-                request=request,
-                export=export,
+                request_id=int(entry.object_id) if of_request else None,
+                request_title=title,
+                request_type=type_name,
+                is_export=is_export,
                 changes=_changes(item.record),
                 handoffs=_handoff_lines(item.record, names),
-                extra_notes=_export_notes(entry, export),
+                extra_notes=_export_notes(entry) if is_export else (),
             )
         )
     return rows
@@ -245,9 +287,17 @@ def audit_page(*, audit_filter: AuditFilter, before: str = "", limit: int = 50) 
     page_query = query
     if position is not None:
         moment, pk = position
-        page_query = query.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+        # The redundant upper bound lets the index start at the position.
+        page_query = query.filter(
+            Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk), created_at__lte=moment
+        )
     entries = list(
-        page_query.select_related("actor", "on_behalf_of").order_by("-created_at", "-id")[: limit + 1]
+        page_query.select_related("actor", "on_behalf_of")
+        .only(
+            *ENTRY_FIELDS, *(f"{who}__{name}" for who in ("actor", "on_behalf_of") for name in PERSON_FIELDS)
+        )
+        .annotate(**request_annotations())
+        .order_by("-created_at", "-id")[: limit + 1]
     )
     more = len(entries) > limit
     entries = entries[:limit]
