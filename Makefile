@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 # Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench bench-peer relay clean
+.PHONY: run test lint format bench bench-peer bench-audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 # Baton beside Viewflow on PostgreSQL + Redis; options: make bench-peer BENCH_ARGS="--seconds 6 --check"
 bench-peer: $(BENCH_STAMP)
 	$(BIN)/python -m bench.peer $(BENCH_ARGS)
+
+# The auditors' log and export over 3,000,000 entries on PostgreSQL; e.g. BENCH_ARGS="--entries 200000"
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts
