@@ -136,6 +136,16 @@ def signing_key() -> Ed25519PrivateKey:
     return key
 
 
+def signing_key_present() -> Ed25519PrivateKey | None:
+    """The signing key if one is configured or was generated already; never generates one
+    (pages that only read must not write a key file)."""
+    pem = getattr(settings, "AUDIT_SIGNING_KEY", "")
+    file = str(getattr(settings, "AUDIT_SIGNING_KEY_FILE", "") or "")
+    if not pem and not (file and Path(file).exists()):
+        return None
+    return signing_key()
+
+
 def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey | None = None) -> str:
     public = (key or signing_key()).public_key() if not isinstance(key, Ed25519PublicKey) else key
     return public.public_bytes(

@@ -31,12 +31,12 @@ from approvals.audit.filters import AuditFilter
 from approvals.models import AuditExport
 from workflows import evidence_verifier
 from workflows.checkpoints import (
-    SigningKeyMissing,
     checkpoint_latest,
     checkpoint_leaves,
     checkpoint_signed,
     inclusion_proofs,
     public_key_pem,
+    signing_key_present,
 )
 from workflows.models import AuditEntry
 
@@ -112,10 +112,8 @@ def bundle_write(
             )
             public_key = checkpoint.public_key
         else:
-            try:
-                public_key = public_key_pem()
-            except SigningKeyMissing:
-                public_key = ""
+            key = signing_key_present()
+            public_key = public_key_pem(key) if key is not None else ""
         if public_key:
             archive.writestr("public_key.pem", public_key)
         archive.write(VERIFIER, "verify.py")

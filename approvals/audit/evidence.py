@@ -15,7 +15,7 @@ from approvals.models import ApprovalRequest, Decision, PolicyVersion, RequestRe
 from approvals.selectors import RevisionView, revision_views
 from workflows import evidence_verifier as ev
 from workflows.audit import GENESIS, entry_rehash
-from workflows.checkpoints import SigningKeyMissing, chain_head_at, checkpoint_latest, public_key_id
+from workflows.checkpoints import chain_head_at, checkpoint_latest, public_key_id, signing_key_present
 from workflows.models import AuditCheckpoint, AuditEntry, Handoff, WorkflowModel
 from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
 
@@ -70,10 +70,8 @@ def chain_check(instance: WorkflowModel, entries: list[AuditEntry]) -> ChainChec
     check.signature_ok = ev.signature_valid(
         ev.public_key_load(checkpoint.public_key.encode()), statement, checkpoint.signature
     )
-    try:
-        check.key_is_batons = public_key_id() == checkpoint.key_id
-    except SigningKeyMissing:
-        check.key_is_batons = None
+    key = signing_key_present()
+    check.key_is_batons = public_key_id(key) == checkpoint.key_id if key is not None else None
     if not check.signature_ok:
         check.problems.append(f"checkpoint {checkpoint.pk}: its signature does not verify")
     elif check.key_is_batons is False:

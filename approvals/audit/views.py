@@ -180,10 +180,8 @@ def sod_page(request: HttpRequest) -> HttpResponseBase:
 
 @auditors_only
 def checkpoint_list(request: HttpRequest) -> HttpResponseBase:
-    try:
-        key_id = checkpoints.public_key_id()
-    except checkpoints.SigningKeyMissing:
-        key_id = ""
+    key = checkpoints.signing_key_present()
+    key_id = checkpoints.public_key_id(key) if key is not None else ""
     recent = list(checkpoints.AuditCheckpoint.objects.order_by("-id")[:100])
     return render(request, "audit/checkpoints.html", {"checkpoints": recent, "key_id": key_id})
 
@@ -201,10 +199,12 @@ def checkpoint_download(request: HttpRequest, pk: int) -> HttpResponseBase:
 
 @auditors_only
 def public_key(request: HttpRequest) -> HttpResponseBase:
-    try:
-        pem = checkpoints.public_key_pem()
-    except checkpoints.SigningKeyMissing as exc:
-        raise Http404(str(exc)) from None
+    key = checkpoints.signing_key_present()
+    if key is None:
+        raise Http404(
+            "No audit signing key yet: it is made with the first checkpoint (embedded) or configured."
+        )
+    pem = checkpoints.public_key_pem(key)
     response = HttpResponse(pem, content_type="application/x-pem-file")
     response.headers["Content-Disposition"] = 'attachment; filename="baton-public-key.pem"'
     return response

@@ -453,3 +453,18 @@ def test_the_evidence_page_of_a_requester_shows_no_bundle_link(audit_world: Audi
     )
     assert "Intact: 3 entries" in html
     assert 'data-testid="evidence-bundle"' not in html
+
+
+@pytest.mark.django_db
+def test_reading_pages_never_make_a_signing_key(world: World, settings, tmp_path) -> None:
+    # given the embedded mode before its first checkpoint: no key file yet
+    settings.AUDIT_SIGNING_KEY = ""
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "audit-signing-key.pem")
+    settings.AUDIT_SIGNING_KEY_GENERATE = True
+    auditor = world.client("auditor")
+    # when an auditor reads the evidence page, the checkpoints page and asks for the key
+    assert auditor.get(_url("audit:evidence", world.in_review.pk)).status_code == 200
+    assert "No signing key yet" in auditor.get(_url("audit:checkpoints")).content.decode()
+    assert auditor.get(_url("audit:public_key")).status_code == 404
+    # then no key was written: only signing a checkpoint makes one
+    assert not (tmp_path / "audit-signing-key.pem").exists()
