@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 # Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench bench-peer fuzz audit relay clean
+.PHONY: run test lint format bench bench-peer bench-audit bench-inbox fuzz audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ fuzz: $(STAMP)
 # bandit on the application's code, pip-audit on the installed requirements (.ci/audit)
 audit: $(STAMP)
 	bash .ci/audit
+
+# The auditors' log and export over 3,000,000 entries on PostgreSQL; e.g. BENCH_ARGS="--entries 200000"
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit $(BENCH_ARGS)
+
+# The inbox page on 1,000,000 requests on PostgreSQL (data kept in baton_bench_inbox); BENCH_ARGS="--rebuild --check"
+bench-inbox: $(STAMP)
+	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -10,6 +10,8 @@ class ApprovalsConfig(AppConfig):
         # never imports the code that acts on it (the engine finds it from the model).
         # Imported in ready(): the lifecycle reads the models, which are loaded only now.
         from approvals.lifecycle import LIFECYCLE  # noqa: PLC0415
+        from approvals.lifecycle.exports import EXPORTS  # noqa: PLC0415
         from workflows.definition import workflow_register  # noqa: PLC0415
 
         workflow_register(LIFECYCLE)
+        workflow_register(EXPORTS)

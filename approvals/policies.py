@@ -80,3 +80,19 @@ def may_comment(request: ApprovalRequest, user: User) -> bool:
         h.assignee_id == user.pk or h.candidate_group_id in groups
         for h in Handoff.objects.for_instance(request)
     )
+
+
+AUDIT_PERMISSION = "workflows.view_auditentry"
+
+
+def may_audit(user: User) -> bool:
+    """Auditors (and superusers) read the whole audit trail, export it and its evidence.
+    Reading only: nothing in the auditors' pages writes, and their role grants no action."""
+    return user.is_active and user.has_perm(AUDIT_PERMISSION)
+
+
+def may_view_evidence(request: ApprovalRequest, user: User) -> bool:
+    """A request's evidence page (its history, verified): auditors, and whoever may see the
+    request itself (its requester, those who held or may hold it, managers). Nobody sees
+    the trail of a request they may not see."""
+    return may_audit(user) or may_view(request, user)

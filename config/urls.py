@@ -7,5 +7,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path("audit/", include("approvals.audit.urls")),
     path("", include("approvals.urls")),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -238,7 +238,8 @@ def _entries_in_chain_order(batch_size: int) -> Iterator[AuditEntry]:
         last = (tail.content_type_id, tail.object_id, tail.seq)
 
 
-def _workflow_content_types() -> dict[int, type[WorkflowModel]]:
+def workflow_content_types() -> dict[int, type[WorkflowModel]]:
+    """Every workflow model, by its content type id."""
     found: dict[int, type[WorkflowModel]] = {}
     for model in apps.get_models():
         if issubclass(model, WorkflowModel):
@@ -246,15 +247,26 @@ def _workflow_content_types() -> dict[int, type[WorkflowModel]]:
     return found
 
 
-def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditReport:
+def audit_verify(
+    *,
+    batch_size: int = 2000,
+    max_breaks: int = 100,
+    checkpoint: Mapping[tuple[int, str], tuple[int, str]] | None = None,
+) -> AuditReport:
     """Walk every chain and check hashes, links, sequence numbers and chain heads.
 
     Reads only. A chain is broken where an entry's hash does not match its contents, its
     prev_hash is not the previous entry's hash, a sequence number is missing, or the
     instance's recorded head differs from the last entry (entries removed at the end).
+
+    With `checkpoint` (the heads a signed checkpoint recorded: (content type id, object
+    id) -> (seq, hash); workflows.checkpoints), also: each chain it names still exists,
+    reaches that position, and its entry there still carries that hash. This catches what
+    the chain alone cannot: a chain rewritten consistently, hashes and head recomputed,
+    and an instance removed with its whole chain.
     """
     report = AuditReport()
-    models_by_ct = _workflow_content_types()
+    models_by_ct = workflow_content_types()
     chain_ends: dict[int, dict[str, tuple[int, str]]] = {}
     current: tuple[int, str] | None = None
     expected_seq = 1
@@ -275,6 +287,17 @@ def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditRepor
         content_type = ContentType.objects.get_for_id(entry.content_type_id)
         ref = _ref(content_type, entry.object_id)
         chain_ends.setdefault(entry.content_type_id, {})[entry.object_id] = (entry.seq, entry.hash)
+        signed = checkpoint.get(key) if checkpoint is not None else None
+        if signed is not None and entry.seq == signed[0] and entry.hash != signed[1]:
+            add_break(
+                ChainBreak(
+                    ref=ref,
+                    seq=entry.seq,
+                    entry_id=entry.pk,
+                    reason="its hash differs from the one the checkpoint signed for this position "
+                    "(the chain was rewritten)",
+                )
+            )
         if chain_broken:
             continue
         recomputed = entry_rehash(entry, ref=ref)
@@ -290,6 +313,30 @@ def audit_verify(*, batch_size: int = 2000, max_breaks: int = 100) -> AuditRepor
             chain_broken = True
         expected_seq = entry.seq + 1
         expected_prev = entry.hash
+
+    for (ct_id, object_id), (signed_seq, _) in (checkpoint or {}).items():
+        end = chain_ends.get(ct_id, {}).get(object_id)
+        ref = _ref(ContentType.objects.get_for_id(ct_id), object_id)
+        if end is None:
+            add_break(
+                ChainBreak(
+                    ref=ref,
+                    seq=signed_seq,
+                    entry_id=None,
+                    reason=f"the checkpoint signed {signed_seq} entries of this chain; none is left "
+                    "(the instance was removed with its chain)",
+                )
+            )
+        elif end[0] < signed_seq:
+            add_break(
+                ChainBreak(
+                    ref=ref,
+                    seq=end[0],
+                    entry_id=None,
+                    reason=f"chain ends at #{end[0]} but the checkpoint signed it up to #{signed_seq} "
+                    "(entries removed)",
+                )
+            )
 
     for ct_id, model in models_by_ct.items():
         ends = chain_ends.get(ct_id, {})

@@ -7,6 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from workflows.checkpoints import checkpoint_create
 from workflows.outbox import outbox_purge
 
 
@@ -14,3 +15,9 @@ from workflows.outbox import outbox_purge
 def outbox_purge_task() -> int:
     """Delete delivered outbox events older than OUTBOX_KEEP_DELIVERED_DAYS."""
     return outbox_purge(older_than=timedelta(days=settings.OUTBOX_KEEP_DELIVERED_DAYS))
+
+
+@shared_task(name="workflows.audit_checkpoint")
+def audit_checkpoint_task() -> int:
+    """Sign a checkpoint of the audit trail (beat: every AUDIT_CHECKPOINT_INTERVAL seconds)."""
+    return checkpoint_create().pk

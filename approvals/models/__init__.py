@@ -1,6 +1,7 @@
 """Approval requests: the product built on the workflow engine."""
 
 from approvals.models.discussion import Attachment, Comment
+from approvals.models.exports import AuditExport, ExportState
 from approvals.models.notification import Notification
 from approvals.models.requests import (
     FULFILMENT_STATES,
@@ -24,8 +25,10 @@ __all__ = [
     "TITLE_MAX",
     "ApprovalRequest",
     "Attachment",
+    "AuditExport",
     "Comment",
     "Decision",
+    "ExportState",
     "Notification",
     "PolicyVersion",
     "PublishedPolicyError",

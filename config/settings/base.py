@@ -322,8 +322,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The audit trail's signed checkpoints (workflows.checkpoints), hourly by default.
+AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3600"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
+    "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
@@ -343,6 +346,14 @@ OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
 # take them (when the writing process died between commit and push).
 OUTBOX_PUSH_LEASE = float(os.environ.get("OUTBOX_PUSH_LEASE", "60"))
 OUTBOX_KEEP_DELIVERED_DAYS = int(os.environ.get("OUTBOX_KEEP_DELIVERED_DAYS", "7"))
+
+# The Ed25519 key that signs audit checkpoints, kept outside the database: the PEM itself
+# (AUDIT_SIGNING_KEY) or a file holding it (AUDIT_SIGNING_KEY_FILE). Without either,
+# signing refuses with an error naming both; only the embedded mode generates a key
+# (AUDIT_SIGNING_KEY_GENERATE, in var/).
+AUDIT_SIGNING_KEY = os.environ.get("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = os.environ.get("AUDIT_SIGNING_KEY_FILE", "")
+AUDIT_SIGNING_KEY_GENERATE = False
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = VAR_DIR / "mail"

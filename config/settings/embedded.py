@@ -4,7 +4,7 @@ Safe only on a developer's machine; production settings live in production.py.
 """
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import SECRET_KEY, env_bool
+from config.settings.base import AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_FILE, SECRET_KEY, env_bool
 
 DEBUG = env_bool("DEBUG", True)
 # A fixed key is fine here: the embedded mode is never exposed beyond localhost.
@@ -22,3 +22,8 @@ for _folder in (
     STATIC_ROOT,  # WhiteNoise warns on every start while it is missing
 ):
     _folder.mkdir(parents=True, exist_ok=True)
+
+# The embedded mode signs audit checkpoints with a key it generates on first use (and says
+# so), in var/ beside the database: copy its public key somewhere else to rely on it.
+AUDIT_SIGNING_KEY_FILE = AUDIT_SIGNING_KEY_FILE or str(VAR_DIR / "audit-signing-key.pem")
+AUDIT_SIGNING_KEY_GENERATE = not AUDIT_SIGNING_KEY

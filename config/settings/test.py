@@ -1,5 +1,7 @@
 """Test settings: the embedded defaults, honouring DATABASE_URL / REDIS_URL when set."""
 
+import os
+
 from config.settings.embedded import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405  (a UUID-keyed workflow for the engine tests)
@@ -15,3 +17,6 @@ OUTBOX_CHANNEL_LAYER_IN_PROCESS = True
 if not REDIS_URL:  # noqa: F405
     CELERY_BROKER_URL = "memory://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Checkpoints are signed with a key of the tests' own, never the developer's embedded one.
+if not os.environ.get("AUDIT_SIGNING_KEY_FILE"):
+    AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "audit-signing-key-test.pem")  # noqa: F405

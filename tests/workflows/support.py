@@ -99,3 +99,60 @@ def broker_messages() -> list[tuple[str, str, dict[str, Any]]]:
                 message.ack()
         finally:
             queue.close()
+
+
+# --- what someone with database access could do past the triggers ----------------------------
+
+
+def chain_rewrite(instance: Any, *, seq: int, comment: str) -> list[int]:
+    """Rewrite one chain consistently: change entry `seq`'s comment, recompute the hash of
+    it and of every later entry (each linking to the new one before it) and the head on the
+    instance row, so that the chain alone verifies. Returns the ids rewritten."""
+    from workflows.audit import entry_rehash  # noqa: PLC0415
+
+    entries = list(AuditEntry.objects.for_instance(instance).order_by("seq"))
+    ref = instance.workflow_ref()
+    prev = entries[seq - 2].hash if seq > 1 else "0" * 64
+    rewritten = []
+    for entry in entries[seq - 1 :]:
+        if entry.seq == seq:
+            entry.comment = comment
+        entry.prev_hash = prev
+        entry.hash = entry_rehash(entry, ref=ref)
+        audit_sql(
+            f"UPDATE {AUDIT_TABLE} SET comment = %s, prev_hash = %s, hash = %s WHERE id = %s",
+            [entry.comment, entry.prev_hash, entry.hash, entry.pk],
+        )
+        prev = entry.hash
+        rewritten.append(entry.pk)
+    type(instance).objects.filter(pk=instance.pk).update(audit_head=prev)
+    return rewritten
+
+
+def last_entry_remove_and_rehead(instance: Any) -> None:
+    """Remove a chain's last entry and set the instance's head back to the one before, so
+    that the chain alone verifies."""
+    entries = list(AuditEntry.objects.for_instance(instance).order_by("seq"))
+    audit_entry_remove(entries[-1].pk)
+    type(instance).objects.filter(pk=instance.pk).update(
+        audit_seq=entries[-2].seq, audit_head=entries[-2].hash
+    )
+
+
+def request_remove_with_chain(request: ApprovalRequest) -> None:
+    """Remove a request and everything that names it, its whole audit chain included."""
+    from approvals.models import Decision, Notification, RequestRevision  # noqa: PLC0415
+
+    entries = AuditEntry.objects.for_instance(request)
+    IdempotencyKey.objects.filter(audit_entry__in=entries).delete()
+    Notification.objects.filter(request=request).delete()
+    Decision.objects.filter(request=request).delete()
+    RequestRevision.objects.filter(request=request).delete()
+    Handoff.objects.for_instance(request).update(replaced_by=None)
+    Handoff.objects.for_instance(request).delete()
+    content_type_id = entries.values_list("content_type_id", flat=True).first()
+    audit_sql(
+        f"DELETE FROM {AUDIT_TABLE} WHERE content_type_id = %s AND object_id = %s",
+        [content_type_id, str(request.pk)],
+    )
+    ApprovalRequest.objects.filter(pk=request.pk).delete()

@@ -5,11 +5,14 @@ Nothing here changes state on its own: `workflows.services` is the one writer.
 
 from workflows.models.audit import AppendOnlyError, AuditEntry, AuditEntryQuerySet
 from workflows.models.base import HandoffSpec, Recipient, TaskSpec, WorkflowEffects, WorkflowModel
+from workflows.models.checkpoint import AuditCheckpoint, AuditCheckpointHead
 from workflows.models.handoffs import Handoff, HandoffQuerySet
 from workflows.models.outbox import IdempotencyKey, OutboxEvent
 
 __all__ = [
     "AppendOnlyError",
+    "AuditCheckpoint",
+    "AuditCheckpointHead",
     "AuditEntry",
     "AuditEntryQuerySet",
     "Handoff",

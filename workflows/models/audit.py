@@ -73,6 +73,17 @@ class AuditEntry(models.Model):
         indexes = [
             models.Index(fields=["created_at", "id"], name="audit_by_time"),
             models.Index(fields=["actor", "created_at"], name="audit_by_actor"),
+            # The auditors' log (newest first, keyset on created_at, id) by each filter
+            # that can stand alone: on whose behalf, which action, the system's own.
+            models.Index(
+                fields=["on_behalf_of", "created_at"],
+                condition=models.Q(on_behalf_of__isnull=False),
+                name="audit_by_behalf",
+            ),
+            models.Index(fields=["action", "created_at"], name="audit_by_action"),
+            models.Index(
+                fields=["created_at", "id"], condition=models.Q(actor__isnull=True), name="audit_by_system"
+            ),
         ]
 
     def __str__(self) -> str:
