@@ -101,7 +101,7 @@ def handoff_claim(
             claimant = on_behalf_of or actor
             holder = "you" if handoff.assignee_id == claimant.pk else str(handoff.assignee)
             raise errors.TransitionNotAllowed(f"This item is already claimed by {holder}.")
-        principal = principal_of(actor=actor, on_behalf_of=on_behalf_of)
+        principal = principal_of(actor=actor, on_behalf_of=on_behalf_of, workflow=workflow, instance=instance)
         assert principal is not None
         if not may_claim(user=principal, handoff=handoff):
             raise errors.Forbidden(f"Only members of {handoff.candidate_group} can claim this item.")
