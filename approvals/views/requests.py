@@ -17,6 +17,8 @@ from approvals import policies, selectors, services
 from approvals.actions import TASK_ACTIONS, Action
 from approvals.forms import RequestActionForm, RequestCreateForm, TaskForm
 from approvals.models import ApprovalRequest, RequestType
+from approvals.selectors.delegations import request_delegations
+from approvals.selectors.team import reassignable_handoffs
 from approvals.views.common import me, problem_message
 from workflows import errors
 
@@ -116,6 +118,10 @@ def detail_context(
         "form": form,
         "idempotency_key": uuid.uuid4().hex,
         "problem": problem,
+        # Whom the viewer acts for here under a delegation, and what they may hand on.
+        "acting_for": request_delegations(request=req, user=me(request), open_handoffs=page.holders),
+        "acting_key": uuid.uuid4().hex,
+        "reassignable": reassignable_handoffs(handoffs=page.holders, user=me(request)),
     }
 
 
@@ -170,6 +176,16 @@ def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse
     return redirect("approvals:request_detail", pk=pk)
 
 
+def _posted_context(request: HttpRequest, pk: int, form: RequestActionForm) -> dict[str, Any]:
+    """The page again after a refused post; a form posted for someone under a delegation
+    comes back in its own place (approvals/_acting_for.html), the page's own form fresh."""
+    if form.data.get("on_behalf_of"):
+        context = detail_context(request, pk)
+        context["acting_form"] = form
+        return context
+    return detail_context(request, pk, form)
+
+
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
@@ -187,8 +203,11 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
         payload=visible.payload,
     )
     if not form.is_valid():
-        return render(request, "approvals/request_detail.html", detail_context(request, pk, form), status=400)
+        return render(
+            request, "approvals/request_detail.html", _posted_context(request, pk, form), status=400
+        )
     action = form.cleaned_data["action"]
+    on_behalf_of = form.cleaned_data["on_behalf_of"]
     data: dict[str, Any] = {}
     if action == Action.RESUBMIT:
         for name in ("title", "description"):
@@ -205,17 +224,20 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
             expected_version=form.cleaned_data["version"],
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
             data=data,
+            on_behalf_of=on_behalf_of,
         )
     except errors.NotFound:
         raise Http404("No such request.") from None
     except errors.WorkflowError as exc:
         if exc.field_errors:
             form.add_service_error(exc)
-        context = detail_context(request, pk, form)
+        context = _posted_context(request, pk, form)
         if not exc.field_errors:
             context["problem"] = problem_message(exc, context["req"], Action(action).label.lower())
         return render(request, "approvals/request_detail.html", context, status=exc.http_status)
     label = Action(action).label.lower()
+    if on_behalf_of is not None and on_behalf_of.pk != me(request).pk:
+        label = f"{label} for {on_behalf_of.display_name}"
     messages.success(
         request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
     )

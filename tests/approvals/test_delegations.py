@@ -8,13 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Delegation, Team, TeamMembership, User
 from approvals import policies
 from approvals.delegations import REASON_MAX, delegation_create, delegation_revoke
 from approvals.models import ApprovalRequest, RequestType
-from approvals.selectors.delegations import request_delegations
+from approvals.selectors.delegations import delegation_lists, request_delegations
 from approvals.services import request_act
 from tests.factories import RequestTypeFactory, UserFactory, make_request
 from workflows import errors
@@ -327,3 +329,30 @@ def test_a_delegation_never_chains_for_viewing_either(
     assert not policies.may_view(submitted, outsider)
     with pytest.raises(errors.Forbidden):
         request_act(request_id=submitted.pk, action="approve", actor=outsider, on_behalf_of=approver)
+
+
+# --- the delegations page's lists ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_the_lists_cost_the_same_queries_whatever_their_length(
+    ops_team: Team, manager: User, approver: User, count: int
+) -> None:
+    # given Maria's team member Alex set up many delegations, half of them revoked since
+    RequestTypeFactory.create(slug="travel", name="Travel")
+    for i in range(count):
+        delegate = UserFactory.create(username=f"deputy{i}")
+        made = _create(approver, approver, delegate, scope=["travel"] if i % 3 else [])
+        if i % 2:
+            delegation_revoke(actor=approver, delegation_id=made.pk)
+    maria = User.objects.get(pk=manager.pk)
+    maria.has_perm("workflows.view_auditentry")  # roles are read once per request, by the page
+    # when Maria's page lists them
+    with CaptureQueriesContext(connection) as captured:
+        lists = delegation_lists(user=maria)
+    # then every one is there, each revocable by her (Alex is hers), in four statements:
+    # whom she looks after, the open ones, the past page, the names of the types
+    assert len(lists.open) + len(lists.past) == count
+    assert all(row.revocable for row in lists.open)
+    assert {row.scope_names for row in lists.open + lists.past} <= {(), ("Travel",)}
+    assert len(captured.captured_queries) == 4, [q["sql"][:150] for q in captured.captured_queries]
