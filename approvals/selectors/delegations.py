@@ -20,6 +20,7 @@ from approvals import policies
 from approvals.actions import TASK_ACTIONS
 from approvals.lifecycle import ActionOption, action_options
 from approvals.models import ApprovalRequest, RequestType
+from approvals.selectors.inbox import InboxFilter, InboxPage, inbox_page, inbox_reach
 from workflows.permissions import holds_handoff
 
 if TYPE_CHECKING:
@@ -137,6 +138,16 @@ def delegation_for_revoke(*, delegation_id: int, user: User) -> DelegationRow | 
         scope_names=tuple(names.get(key, key) for key in found.scope or []),
         revocable=rules.may_revoke(user, found),
     )
+
+
+def waiting_for_delegators(user: User, *, limit: int = 20) -> InboxPage | None:
+    """What waits now for the people `user` stands in for, as far as each delegation
+    reaches (the inbox's delegated view, soonest due first); None when nobody delegated
+    to them. Five queries: their roles, the delegations, the page, its requests, counts."""
+    reach = inbox_reach(user)
+    if not reach.delegators:
+        return None
+    return inbox_page(user=user, filters=InboxFilter(view="delegated"), reach=reach, limit=limit)
 
 
 def person_named(username: str) -> User | None:

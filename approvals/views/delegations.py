@@ -28,6 +28,7 @@ def _context(request: HttpRequest, form: DelegationForm | None = None) -> dict[s
     return {
         "form": form or DelegationForm(me=user, delegators=selectors.delegators_for(user)),
         "lists": selectors.delegation_lists(user=user, before_id=page_param(request, "before")),
+        "standing_in": selectors.waiting_for_delegators(user),
     }
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Delegation, Team, TeamMembership, User
 from approvals import policies
 from approvals.delegations import REASON_MAX, delegation_create, delegation_revoke
+from approvals.demo import demo_load
 from approvals.models import ApprovalRequest, RequestType
 from approvals.selectors.delegations import delegation_lists, request_delegations
 from approvals.services import request_act
@@ -356,3 +357,17 @@ def test_the_lists_cost_the_same_queries_whatever_their_length(
     assert all(row.revocable for row in lists.open)
     assert {row.scope_names for row in lists.open + lists.past} <= {(), ("Travel",)}
     assert len(captured.captured_queries) == 4, [q["sql"][:150] for q in captured.captured_queries]
+
+
+def test_the_demo_has_one_open_out_of_office_made_once() -> None:
+    # given the demo data, loaded twice
+    demo_load()
+    demo_load()
+    # then Maria's expense claims are delegated to Alex once, open now, set up by her
+    (delegation,) = Delegation.objects.all()
+    assert (delegation.delegator.username, delegation.delegate.username) == ("maria", "alex")
+    assert (delegation.scope, delegation.created_by) == (["expense"], delegation.delegator)
+    assert delegation.is_active()
+    # and Alex may open Rita's taxi claim that waits for Maria
+    taxi = ApprovalRequest.objects.get(title="Taxi to the airport")
+    assert policies.may_view(taxi, delegation.delegate)

@@ -271,6 +271,25 @@ def test_a_delegate_acts_for_the_delegator_from_the_request_page(world: World, d
     assert '<strong class="principal">Alex</strong>' in history
 
 
+def test_the_delegations_page_lists_what_waits_for_the_people_one_stands_in_for(
+    world: World, dan: User
+) -> None:
+    # given Alex's claimed review, and Rita's own request sent back to her for changes
+    claimed = world.claimed_handoff
+    changes = world.changes_requested
+    client = client_for(dan)
+    # then Dan, whom nobody delegated to, has no such list
+    assert 'data-testid="standing-in"' not in client.get(DELEGATIONS).content.decode()
+    # when Alex and Rita both delegate to Dan
+    _delegate(world.user("approver"), dan)
+    _delegate(world.user("requester"), dan)
+    # then his page lists Alex's review, marked for Alex, and not Rita's own request
+    items = _section(client.get(DELEGATIONS).content.decode(), "standing-in")
+    assert f'data-request="{claimed.object_id}"' in items
+    assert "for Alex" in items
+    assert f'data-request="{changes.pk}"' not in items
+
+
 def test_the_page_says_when_the_delegation_has_ended(world: World, dan: User) -> None:
     # given Dan approved one request for Alex, and another waits for Alex's group
     alex = world.user("approver")
