@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -371,3 +372,35 @@ def test_the_demo_has_one_open_out_of_office_made_once() -> None:
     # and Alex may open Rita's taxi claim that waits for Maria
     taxi = ApprovalRequest.objects.get(title="Taxi to the airport")
     assert policies.may_view(taxi, delegation.delegate)
+
+
+def test_a_delegation_made_or_revoked_in_the_admin_says_by_whom(approver: User, deputy: User) -> None:
+    # given an administrator in the Django admin
+    admin = UserFactory.create(username="ada", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(admin)
+    now = timezone.localtime()
+    later = now + timedelta(days=2)
+    form = {
+        "delegator": approver.pk,
+        "delegate": deputy.pk,
+        "starts_at_0": now.date().isoformat(),
+        "starts_at_1": "00:00:00",
+        "ends_at_0": later.date().isoformat(),
+        "ends_at_1": "00:00:00",
+        "reason": "Set up by IT",
+        "scope": "[]",
+    }
+    # when they add a delegation there
+    response = client.post("/admin/accounts/delegation/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    delegation = Delegation.objects.get()
+    # then it records them as its creator
+    assert delegation.created_by == admin
+    # when they set its revocation time
+    form |= {"revoked_at_0": now.date().isoformat(), "revoked_at_1": now.strftime("%H:%M:%S")}
+    response = client.post(f"/admin/accounts/delegation/{delegation.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    # then it records them as its revoker
+    delegation.refresh_from_db()
+    assert (delegation.revoked_by, delegation.is_active()) == (admin, False)
