@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
@@ -39,5 +41,28 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(Delegation)
 class DelegationAdmin(admin.ModelAdmin):
-    list_display = ["delegator", "delegate", "starts_at", "ends_at", "revoked_at", "reason"]
+    """Delegations are set up and revoked on the Delegations page, whose services check who
+    may and what is sensible; here an administrator reads them, and whoever edits one is
+    kept as its creator (a new one) or revoker (when the revocation time is set)."""
+
+    list_display = [
+        "delegator",
+        "delegate",
+        "scope",
+        "starts_at",
+        "ends_at",
+        "revoked_at",
+        "reason",
+        "created_by",
+        "revoked_by",
+    ]
+    list_filter = ["revoked_at"]
     autocomplete_fields = ["delegator", "delegate"]
+    readonly_fields = ["created_at", "created_by", "revoked_by"]
+
+    def save_model(self, request: HttpRequest, obj: Delegation, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        if obj.revoked_at is not None and obj.revoked_by_id is None:
+            obj.revoked_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -92,11 +93,20 @@ class DelegationQuerySet(models.QuerySet["Delegation"]):
             revoked_at__isnull=True,
         )
 
+    def open(self, at: object | None = None) -> DelegationQuerySet:
+        """Not revoked and not over yet: the active ones and those still to start."""
+        moment = at or timezone.now()
+        return self.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=moment), revoked_at__isnull=True)
+
 
 class Delegation(models.Model):
-    """While active, `delegate` may act on behalf of `delegator` (out of office).
+    """While active, `delegate` may act on behalf of `delegator` (out of office), on the
+    items its `scope` covers.
 
-    Actions taken under a delegation record both people in the audit trail.
+    Actions taken under a delegation record both people in the audit trail. A delegation
+    never chains (only a delegator's own delegations to someone count for them) and never
+    lets the delegate act for the delegator on the delegator's own items; the engine
+    enforces both (workflows.permissions, workflows.services.common.principal_of).
     """
 
     delegator = models.ForeignKey(User, on_delete=models.CASCADE, related_name="delegations_given")
@@ -104,8 +114,18 @@ class Delegation(models.Model):
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=200, blank=True)
+    # The scope keys of the items it covers (for approval requests: request type slugs,
+    # as a workflow's `delegation_scope` names them); empty: every item.
+    scope = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who set it up and who ended it: the delegator, their manager, or an administrator.
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="delegations_created"
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="delegations_revoked"
+    )
 
     objects = DelegationQuerySet.as_manager()
 
@@ -123,3 +143,27 @@ class Delegation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delegator} → {self.delegate}"
+
+    def covers(self, scope: str | None) -> bool:
+        """Whether it reaches an item of scope key `scope`. An item without a key (None)
+        is reached only by a delegation of everything."""
+        if not self.scope:
+            return True
+        return scope is not None and scope in self.scope
+
+    def is_active(self, at: datetime | None = None) -> bool:
+        moment = at or timezone.now()
+        return (
+            self.revoked_at is None
+            and self.starts_at <= moment
+            and (self.ends_at is None or self.ends_at > moment)
+        )
+
+    def ended_at(self, at: datetime | None = None) -> datetime | None:
+        """When it stopped counting (revoked, or its end passed), or None while it has not."""
+        moment = at or timezone.now()
+        if self.revoked_at is not None:
+            return self.revoked_at
+        if self.ends_at is not None and self.ends_at <= moment:
+            return self.ends_at
+        return None

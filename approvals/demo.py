@@ -1,6 +1,6 @@
 """Demo data for the embedded mode: one login per role, teams, request types with their
 policies (loaded from approvals/demo_policies/*.yaml, as a team would keep them in git),
-and a few requests.
+a few requests, and an out-of-office (Maria's expense claims delegated to Alex).
 
 Idempotent: running it again updates what exists and creates nothing twice.
 """
@@ -8,14 +8,17 @@ Idempotent: running it again updates what exists and creates nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.models import Team, TeamMembership, User
+from accounts.models import Delegation, Team, TeamMembership, User
 from accounts.roles import APPROVERS, AUDITORS, MANAGERS, REQUESTERS, roles_sync
+from approvals.delegations import delegation_create
 from approvals.models import ApprovalRequest, RequestType
 from approvals.publishing import policy_file_load
 from approvals.services import request_act, request_create
@@ -95,7 +98,26 @@ def demo_load() -> list[DemoLogin]:
 
     if not ApprovalRequest.objects.filter(requester=people["rita"]).exists():
         _demo_requests(people)
+    _demo_delegation(people)
     return logins
+
+
+def _demo_delegation(people: dict[str, User]) -> None:
+    """Maria is out for two weeks: Alex stands in for her on expense claims (so his
+    Delegations page lists Rita's claims "for Maria"). Made again once it has ended."""
+    maria, alex = people["maria"], people["alex"]
+    if Delegation.objects.open().filter(delegator=maria, delegate=alex).exists():
+        return
+    now = timezone.now()
+    delegation_create(
+        actor=maria,
+        delegator=maria,
+        delegate=alex,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=14),
+        scope=["expense"],
+        reason="Out of office: conference",
+    )
 
 
 def _demo_requests(people: dict[str, User]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from django import forms
 
+from accounts.models import User
 from approvals.actions import BULK_ACTIONS, OFFERED, OWN_FORM_ACTIONS, TASK_ACTIONS, Action
 from approvals.models import SAVED_VIEW_NAME_MAX, TITLE_MAX, State
 from approvals.schemas import FIELD_PREFIX, OUTPUTS_PREFIX, field_label, payload_errors, schema_fields
@@ -326,6 +327,8 @@ class RequestActionForm(PayloadFormMixin):
     confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
     title = forms.CharField(max_length=TITLE_MAX, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    # Whom the action is taken for under a delegation (a user name); the service checks it.
+    on_behalf_of = forms.CharField(max_length=150, required=False, widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -348,6 +351,13 @@ class RequestActionForm(PayloadFormMixin):
             and PAYLOAD_MARKER in self.data
             and bool(getattr(self, "payload_specs", None))
         )
+
+    def clean_on_behalf_of(self) -> User | None:
+        name = self.cleaned_data.get("on_behalf_of", "")
+        found = User.objects.filter(username=name).first() if name else None
+        if name and found is None:
+            raise forms.ValidationError("Nobody has this user name.")
+        return found
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 from guardian.shortcuts import get_objects_for_user
 
 from accounts.access import object_permissions
+from accounts.models import Delegation
 from approvals.models import ApprovalRequest, RequestType
 from workflows.models import Handoff
-from workflows.permissions import user_group_ids
+from workflows.permissions import holds_handoff, user_group_ids
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.db.models import QuerySet
 
     from accounts.models import User
@@ -53,16 +56,64 @@ def may_view_all(user: User) -> bool:
 
 
 def may_view(request: ApprovalRequest, user: User) -> bool:
-    """The requester, whoever held or may hold one of its handoffs, and people who see everything."""
+    """The requester, whoever held, may hold or closed (acted on) one of its handoffs,
+    people who see everything, and, while a delegation reaches it, the delegate of someone
+    it waits for (`delegators_waiting`): once the delegation ends, so does that view."""
     if not user.is_active:
         return False
     if request.requester_id == user.pk or may_view_all(user):
         return True
     groups = user_group_ids(user)
-    for handoff in Handoff.objects.for_instance(request):
-        if handoff.assignee_id == user.pk or handoff.candidate_group_id in groups:
+    handoffs = list(Handoff.objects.for_instance(request))
+    for handoff in handoffs:
+        if (
+            handoff.assignee_id == user.pk
+            or handoff.candidate_group_id in groups
+            or handoff.closed_by_id == user.pk
+        ):
             return True
-    return False
+    return bool(delegators_waiting(request, user, handoffs=handoffs))
+
+
+def delegations_received(user: User) -> list[Delegation]:
+    """The delegations to `user` active now, with their delegators (one query)."""
+    if not user.is_active:
+        return []
+    return list(Delegation.objects.active().filter(delegate=user).select_related("delegator").order_by("id"))
+
+
+def delegators_waiting(
+    request: ApprovalRequest,
+    user: User,
+    *,
+    handoffs: Iterable[Handoff],
+    delegations: list[Delegation] | None = None,
+) -> list[User]:
+    """Whom `user` may act for on `request` now: the people who delegated to them in a
+    delegation active now that reaches the request's type, and who hold or may claim one of
+    its open `handoffs`. Never its requester: nobody acts for them on their own request.
+
+    The same rules the transition service enforces (workflows.permissions.may_act_on_behalf
+    and principal_of); `delegations` are `delegations_received(user)`, read if not given.
+    """
+    received = delegations_received(user) if delegations is None else delegations
+    if not received:
+        return []
+    open_handoffs = [h for h in handoffs if h.is_open]
+    scope = request.request_type.slug
+    found: dict[int, User] = {}
+    for delegation in received:
+        delegator = delegation.delegator
+        if (
+            delegator.pk in found
+            or not delegator.is_active
+            or delegator.pk == request.requester_id
+            or not delegation.covers(scope)
+        ):
+            continue
+        if any(holds_handoff(user=delegator, handoff=h) for h in open_handoffs):
+            found[delegator.pk] = delegator
+    return list(found.values())
 
 
 def may_comment(request: ApprovalRequest, user: User) -> bool:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals.views import handoffs, inbox, lists, notifications, requests
+from approvals.views import delegations, handoffs, inbox, lists, notifications, reassign, requests, team
 
 app_name = "approvals"
 
@@ -23,4 +23,9 @@ urlpatterns = [
     path("files/<int:pk>/", requests.attachment_download, name="attachment_download"),
     path("handoffs/<int:pk>/claim/", handoffs.handoff_claim_view, name="handoff_claim"),
     path("handoffs/<int:pk>/unclaim/", handoffs.handoff_unclaim_view, name="handoff_unclaim"),
+    path("requests/<int:pk>/reassign/", reassign.request_reassign, name="request_reassign"),
+    path("team/", team.team, name="team"),
+    path("team/reassign/", reassign.team_reassign, name="team_reassign"),
+    path("delegations/", delegations.delegations, name="delegations"),
+    path("delegations/<int:pk>/revoke/", delegations.delegation_revoke_view, name="delegation_revoke"),
 ]

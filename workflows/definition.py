@@ -123,6 +123,16 @@ class Workflow(Generic[W, F]):
         audit entry's sequence number."""
         return []
 
+    def delegation_scope(self, instance: W) -> str | None:
+        """The scope key a delegation must list to reach this item (approvals: the request
+        type's slug); None: only delegations of everything reach it."""
+        return None
+
+    def owner_id(self, instance: W) -> Any | None:
+        """Whose own item this is (approvals: the requester): nobody acts for them on it,
+        whatever they delegated. None: nobody's in particular."""
+        return None
+
     def audience(self, instance: W) -> list[Recipient]:
         """Who follows this instance beyond its handoff holders (e.g. its requester)."""
         return []

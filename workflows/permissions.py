@@ -12,11 +12,19 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 
-def may_act_on_behalf(*, actor: User, principal: User) -> bool:
-    """True when `principal` has an active delegation to `actor` (out of office)."""
+def may_act_on_behalf(*, actor: User, principal: User, scope: str | None = None) -> bool:
+    """True when `principal` has an active delegation to `actor` (out of office) that
+    reaches items of scope key `scope` (a delegation of everything reaches any item).
+
+    Only the principal's own delegations count: a delegation never chains (Maria to Alex
+    and Alex to Bob does not let Bob act for Maria). An inactive principal delegates nothing.
+    """
     if actor.pk == principal.pk:
         return True
-    return Delegation.objects.active().filter(delegator=principal, delegate=actor).exists()
+    if not principal.is_active:
+        return False
+    delegations = Delegation.objects.active().filter(delegator=principal, delegate=actor)
+    return any(d.covers(scope) for d in delegations.only("scope"))
 
 
 def user_group_ids(user: User) -> frozenset[int]:

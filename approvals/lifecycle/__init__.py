@@ -94,6 +94,14 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
             return []
         return [TaskSpec(name=NOTIFY_TASK, kwargs={"request_id": instance.pk, "action": action})]
 
+    def delegation_scope(self, instance: ApprovalRequest) -> str:
+        """A delegation of some request types reaches the requests of those types."""
+        return instance.request_type.slug
+
+    def owner_id(self, instance: ApprovalRequest) -> int:
+        """Nobody acts for a requester on their own request (withdraw, resubmit, decide)."""
+        return instance.requester_id
+
     def audience(self, instance: ApprovalRequest) -> list[Recipient]:
         return [Recipient(user_id=instance.requester_id)]
 
@@ -107,17 +115,23 @@ def action_options(
     user: User,
     open_handoffs: list[Handoff],
     decisions: list[Decision] | None = None,
+    on_behalf_of: User | None = None,
 ) -> list[ActionOption]:
     """Every offered action the request's state allows, each with whether `user` may take
-    it and the refusal they would get. The same checks the service runs, on the facts
-    given (the page's own reads); the request's decisions are read once if not given."""
+    it (for `on_behalf_of`, when given: the delegator's rights count) and the refusal they
+    would get. The same checks the service runs, on the facts given (the page's own
+    reads); the request's decisions are read once if not given. Whether the delegation
+    reaches the request is the caller's to know (approvals.policies.delegators_waiting)."""
     facts = RequestFacts(open_handoffs=open_handoffs, request=request, loaded=decisions)
+    principal = on_behalf_of or user
     options = []
     for action in OFFERED:
         if not can_proceed(getattr(request, action.value)):
             continue
         handler = LIFECYCLE.actions[action.value]
-        step: RequestStep = Step(instance=request, name=action.value, actor=user, principal=user, facts=facts)
+        step: RequestStep = Step(
+            instance=request, name=action.value, actor=user, principal=principal, facts=facts
+        )
         allowed = user.is_active and handler.allowed(step)
         options.append(
             ActionOption(action=action, allowed=allowed, reason="" if allowed else handler.refusal(step))

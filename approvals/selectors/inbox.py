@@ -5,6 +5,9 @@ keyset, with the counts the navigation shows.
 A fixed number of queries whatever the page size or the data size (tests pin it;
 bench/inbox measures it on a million requests): the person's groups and delegators, the
 page of handoffs, their requests, and the counts.
+
+The filtering, ordering and paging of open handoffs here are public: the team view
+(approvals.selectors.team) offers the same filters over its team's items.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from workflows.models import Handoff
 from workflows.permissions import user_group_ids
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 DUE_SOON = timedelta(hours=24)
 SORTS = ("due", "oldest", "newest")
@@ -100,29 +103,61 @@ class InboxPage:
 @dataclass(frozen=True)
 class Reach:
     """Whose items a person may see in their inbox: their own, their groups', and those of
-    the people who delegated to them now."""
+    the people who delegated to them now, as far as each delegation reaches (`scopes`:
+    the request type slugs per delegator; None: every type)."""
 
     user: User
     group_ids: frozenset[int]
     delegators: dict[int, User]
+    scopes: dict[int, frozenset[str] | None] = field(default_factory=dict)
 
     def holder_q(self, view: str = "all") -> Q:
         mine = Q(assignee=self.user)
         queue = Q(assignee__isnull=True, candidate_group_id__in=self.group_ids)
-        delegated = Q(assignee_id__in=list(self.delegators))
+        delegated = self.delegated_q()
         return {"mine": mine, "queue": queue, "delegated": delegated}.get(view, mine | queue | delegated)
+
+    def delegated_q(self) -> Q:
+        """What waits for each delegator, of the types their delegation reaches, never a
+        request of their own (nobody acts for a requester on it): as the service rules."""
+        found = Q(assignee_id__in=[])
+        for delegator_id in self.delegators:
+            held = Q(assignee_id=delegator_id) & ~Q(object_id__in=request_keys(Q(requester_id=delegator_id)))
+            scope = self.scopes.get(delegator_id)
+            if scope is not None:
+                held &= Q(object_id__in=request_keys(Q(request_type__slug__in=sorted(scope))))
+            found |= held
+        return found
 
 
 def inbox_reach(user: User) -> Reach:
     """One query for the delegations (the groups come with the person's permissions)."""
     delegations = Delegation.objects.active().filter(delegate=user).select_related("delegator")
-    delegators = {d.delegator_id: d.delegator for d in delegations if d.delegator.is_active}
-    return Reach(user=user, group_ids=user_group_ids(user), delegators=delegators)
+    delegators: dict[int, User] = {}
+    scopes: dict[int, frozenset[str] | None] = {}
+    for d in delegations:
+        if not d.delegator.is_active:
+            continue
+        delegators[d.delegator_id] = d.delegator
+        # Two delegations from one person reach what either reaches; one of everything, all.
+        known = scopes.get(d.delegator_id, frozenset())
+        scopes[d.delegator_id] = None if known is None or not d.scope else known | set(d.scope)
+    return Reach(user=user, group_ids=user_group_ids(user), delegators=delegators, scopes=scopes)
 
 
-def _open_handoffs() -> QuerySet[Handoff]:
+def open_request_handoffs() -> QuerySet[Handoff]:
+    """Every open handoff of an approval request."""
     content_type = ContentType.objects.get_for_model(ApprovalRequest)
     return Handoff.objects.filter(content_type=content_type, closed_at__isnull=True)
+
+
+def request_keys(condition: Q) -> QuerySet[Any, Any]:
+    """The keys (as handoffs store them) of the requests meeting `condition`: a subquery."""
+    return (
+        ApprovalRequest.objects.filter(condition)
+        .annotate(key=Cast("pk", output_field=CharField()))
+        .values("key")
+    )
 
 
 def _request_filter(filters: InboxFilter) -> Q | None:
@@ -147,11 +182,11 @@ def _request_filter(filters: InboxFilter) -> Q | None:
         q &= found
     if not q:
         return None
-    keys = ApprovalRequest.objects.filter(q).annotate(key=Cast("pk", output_field=CharField())).values("key")
-    return Q(object_id__in=keys)
+    return Q(object_id__in=request_keys(q))
 
 
-def _filtered(query: QuerySet[Handoff], filters: InboxFilter, now: datetime) -> QuerySet[Handoff]:
+def handoffs_filtered(query: QuerySet[Handoff], filters: InboxFilter, now: datetime) -> QuerySet[Handoff]:
+    """`query` narrowed by the filter's group, stage, due date, type, requester and search text."""
     if filters.group:
         query = query.filter(candidate_group__name=filters.group)
     if filters.stage:
@@ -166,7 +201,8 @@ def _filtered(query: QuerySet[Handoff], filters: InboxFilter, now: datetime) -> 
     return query.filter(about_request) if about_request is not None else query
 
 
-def _order(filters: InboxFilter) -> tuple[str, list[Any]]:
+def handoff_order(filters: InboxFilter) -> tuple[str, list[Any]]:
+    """The column the filter's sort pages on, and the full ordering (ties broken by id)."""
     if filters.sort == "oldest":
         return "opened_at", [F("opened_at").asc(), F("id").asc()]
     if filters.sort == "newest":
@@ -175,12 +211,12 @@ def _order(filters: InboxFilter) -> tuple[str, list[Any]]:
 
 
 def cursor_of(handoff: Handoff, filters: InboxFilter) -> str:
-    column, _ = _order(filters)
+    column, _ = handoff_order(filters)
     value = getattr(handoff, column)
     return f"{value.isoformat() if value else ''}|{handoff.pk}"
 
 
-def _after(query: QuerySet[Handoff], filters: InboxFilter, cursor: str) -> QuerySet[Handoff]:
+def handoffs_after(query: QuerySet[Handoff], filters: InboxFilter, cursor: str) -> QuerySet[Handoff]:
     """The rows after `cursor` in the filter's order (a malformed cursor starts over)."""
     raw_value, _, raw_id = cursor.partition("|")
     value = parse_datetime(raw_value) if raw_value else None
@@ -200,7 +236,7 @@ def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
     found = (
-        _open_handoffs()
+        open_request_handoffs()
         .filter(reach.holder_q())
         .aggregate(
             mine=Count("id", filter=reach.holder_q("mine")),
@@ -224,14 +260,14 @@ def inbox_page(
     filters = filters or InboxFilter()
     reach = reach or inbox_reach(user)
     now = timezone.now()
-    query = _filtered(_open_handoffs().filter(reach.holder_q(filters.view)), filters, now)
+    query = handoffs_filtered(open_request_handoffs().filter(reach.holder_q(filters.view)), filters, now)
     if cursor:
-        query = _after(query, filters, cursor)
-    _, order = _order(filters)
+        query = handoffs_after(query, filters, cursor)
+    _, order = handoff_order(filters)
     handoffs = list(query.select_related("assignee", "candidate_group").order_by(*order)[: limit + 1])
     more = len(handoffs) > limit
     handoffs = handoffs[:limit]
-    rows = _rows(handoffs, reach=reach, now=now)
+    rows = inbox_rows(handoffs, now=now, delegators=reach.delegators)
     return InboxPage(
         rows=rows,
         counts=inbox_counts(reach, now=now),
@@ -240,8 +276,13 @@ def inbox_page(
     )
 
 
-def _rows(handoffs: Iterable[Handoff], *, reach: Reach, now: datetime) -> list[InboxRow]:
+def inbox_rows(
+    handoffs: Iterable[Handoff], *, now: datetime, delegators: Mapping[int, User] | None = None
+) -> list[InboxRow]:
+    """The handoffs with their requests (one query), due flags, and whose they are when
+    they wait for one of `delegators` (who delegated their work to the viewer)."""
     handoffs = list(handoffs)
+    delegators = delegators or {}
     requests = ApprovalRequest.objects.select_related("requester", "request_type", "policy_version").in_bulk(
         [int(h.object_id) for h in handoffs]
     )
@@ -257,7 +298,7 @@ def _rows(handoffs: Iterable[Handoff], *, reach: Reach, now: datetime) -> list[I
                 request=request,
                 overdue=due is not None and due < now,
                 due_soon=due is not None and now <= due < now + DUE_SOON,
-                on_behalf_of=reach.delegators.get(handoff.assignee_id) if handoff.assignee_id else None,
+                on_behalf_of=delegators.get(handoff.assignee_id) if handoff.assignee_id else None,
             )
         )
     return rows

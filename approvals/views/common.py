@@ -23,6 +23,11 @@ class WorkspaceRequest(HttpRequest):
     inbox_counts: InboxCounts
 
 
+def page_param(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
 def me(request: HttpRequest) -> User:
     """The logged-in user (every view here requires login)."""
     return cast(User, request.user)

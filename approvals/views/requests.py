@@ -21,6 +21,8 @@ from approvals.discussion import FILES_MAX
 from approvals.forms import CommentForm, DraftForm, RequestActionForm, RequestCreateForm, TaskForm
 from approvals.models import ApprovalRequest, RequestType, State
 from approvals.models.discussion import attachment_storage
+from approvals.selectors.delegations import request_delegations
+from approvals.selectors.team import reassignable_handoffs
 from approvals.views.common import me, problem_message
 from workflows import errors
 
@@ -125,6 +127,10 @@ def detail_context(
         "form": form,
         "idempotency_key": uuid.uuid4().hex,
         "problem": problem,
+        # Whom the viewer acts for here under a delegation, and what they may hand on.
+        "acting_for": request_delegations(request=req, user=me(request), open_handoffs=page.holders),
+        "acting_key": uuid.uuid4().hex,
+        "reassignable": reassignable_handoffs(handoffs=page.holders, user=me(request)),
     }
 
 
@@ -182,8 +188,11 @@ def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse
 
 
 def _offered(request: HttpRequest, req: ApprovalRequest, action: str) -> bool:
-    # Only what the person may do is worth confirming; anything else is refused at once.
-    return selectors.may_take(request=req, user=me(request), action=action)
+    # Only what the person may do (themselves, or for whoever they stand in for) is worth
+    # confirming; anything else is refused at once.
+    return bool(request.POST.get("on_behalf_of")) or selectors.may_take(
+        request=req, user=me(request), action=action
+    )
 
 
 def _confirm(request: HttpRequest, req: ApprovalRequest, action: Action) -> HttpResponse:
@@ -232,6 +241,16 @@ CONSEQUENCES = {
 }
 
 
+def _posted_context(request: HttpRequest, pk: int, form: RequestActionForm) -> dict[str, Any]:
+    """The page again after a refused post; a form posted for someone under a delegation
+    comes back in its own place (approvals/_acting_for.html), the page's own form fresh."""
+    if form.data.get("on_behalf_of"):
+        context = detail_context(request, pk)
+        context["acting_form"] = form
+        return context
+    return detail_context(request, pk, form=form)
+
+
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int) -> HttpResponse:
@@ -250,9 +269,10 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not form.is_valid():
         return render(
-            request, "approvals/request_detail.html", detail_context(request, pk, form=form), status=400
+            request, "approvals/request_detail.html", _posted_context(request, pk, form), status=400
         )
     action = form.cleaned_data["action"]
+    on_behalf_of = form.cleaned_data["on_behalf_of"]
     if (
         Action(action).is_irreversible
         and not form.cleaned_data["confirmed"]
@@ -275,17 +295,20 @@ def request_action(request: HttpRequest, pk: int) -> HttpResponse:
             expected_version=form.cleaned_data["version"],
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
             data=data,
+            on_behalf_of=on_behalf_of,
         )
     except errors.NotFound:
         raise Http404("No such request.") from None
     except errors.WorkflowError as exc:
         if exc.field_errors:
             form.add_service_error(exc)
-        context = detail_context(request, pk, form=form)
+        context = _posted_context(request, pk, form)
         if not exc.field_errors:
             context["problem"] = problem_message(exc, context["req"], Action(action).label.lower())
         return render(request, "approvals/request_detail.html", context, status=exc.http_status)
     label = Action(action).label.lower()
+    if on_behalf_of is not None and on_behalf_of.pk != me(request).pk:
+        label = f"{label} for {on_behalf_of.display_name}"
     messages.success(
         request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
     )

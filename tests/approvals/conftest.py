@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.client import ClientHandler
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
+from accounts.models import Team, TeamMembership, User
 from accounts.roles import APPROVERS, AUDITORS, MANAGERS, REQUESTERS, ROLE_PERMISSIONS, roles_sync
 from approvals.discussion import request_comment
 from approvals.models import ApprovalRequest, Attachment, RequestType
@@ -48,7 +48,8 @@ def role_groups() -> dict[str, Group]:
 class World:
     """The people of every role and, made on first use, a request in each state they need.
 
-    `approver` reviews the request type; `other_approver` reviews another group's type.
+    `approver` reviews the request type; `other_approver` reviews another group's type;
+    `manager` manages a team of which `approver` is a member.
     """
 
     request_type: RequestType
@@ -129,7 +130,12 @@ def world() -> World:
         "admin": person("ada", "Ada", is_staff=True, is_superuser=True),
         "outsider": person("olaf", "Olaf"),
     }
-    return World(request_type=request_type, people=people)
+    # Maria manages the operations team, of which Alex is a member.
+    team = Team.objects.create(name="Operations", slug="operations")
+    world = World(request_type=request_type, people=people)
+    TeamMembership.objects.create(team=team, user=world.user("manager"), is_manager=True)
+    TeamMembership.objects.create(team=team, user=world.user("approver"))
+    return world
 
 
 @pytest.fixture

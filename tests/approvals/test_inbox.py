@@ -121,6 +121,46 @@ def test_a_delegate_sees_the_items_of_who_delegated_to_them_marked_for_them(worl
     assert claim.reference not in _refs(inbox_page(user=world["alex"]))
 
 
+def test_a_delegate_sees_only_the_types_the_delegation_reaches(world):
+    # given maria waits on an expense claim and a new hire, and delegated only expenses to alex
+    claim = world.submit("expense")
+    hire = world.submit("onboarding")
+    Delegation.objects.create(delegator=world["maria"], delegate=world["alex"], scope=["expense"])
+    # when alex opens his inbox's delegated view
+    page = inbox_page(user=world["alex"], filters=InboxFilter(view="delegated"))
+    # then only the claim is there for maria, and the counts agree
+    assert _refs(page) == [claim.reference]
+    assert hire.reference not in _refs(inbox_page(user=world["alex"]))
+    assert page.counts.delegated == 1
+    # when a second delegation from maria covers every type
+    Delegation.objects.create(delegator=world["maria"], delegate=world["alex"])
+    page = inbox_page(user=world["alex"], filters=InboxFilter(view="delegated"))
+    # then both are
+    assert set(_refs(page)) == {claim.reference, hire.reference}
+    assert page.counts.delegated == 2
+
+
+def test_a_delegate_never_sees_the_delegators_own_requests_waiting_for_them(world):
+    # given rita's claim was sent back to her for changes, and rita delegated all to eddie
+    claim = world.submit("expense")
+    world.act(claim, "request_changes", "maria")
+    assert Handoff.objects.for_instance(claim).open().get().assignee == world["rita"]
+    Delegation.objects.create(delegator=world["rita"], delegate=world["eddie"])
+    # when eddie opens his inbox  /  then rita's own request is not his to act on
+    page = inbox_page(user=world["eddie"])
+    assert claim.reference not in _refs(page)
+    assert page.counts.delegated == 0
+
+
+def test_a_delegation_does_not_chain_in_the_inbox(world):
+    # given maria delegated to alex, and alex delegated to eddie
+    claim = world.submit("expense")
+    Delegation.objects.create(delegator=world["maria"], delegate=world["alex"])
+    Delegation.objects.create(delegator=world["alex"], delegate=world["eddie"])
+    # when eddie opens his inbox  /  then maria's claim is not there
+    assert claim.reference not in _refs(inbox_page(user=world["eddie"]))
+
+
 def test_claimed_items_leave_the_queue_for_the_others(world):
     post = world.submit("content")
     handoff = Handoff.objects.for_instance(post).open().get()

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
+from accounts.models import Delegation, User
+from approvals.delegations import delegation_create
 from approvals.models import ApprovalRequest
 from tests.approvals.conftest import ROLES, World
-from tests.factories import RequestTypeFactory
+from tests.factories import RequestTypeFactory, UserFactory
 from workflows.models import AuditEntry, OutboxEvent
 
 
@@ -31,6 +35,9 @@ class Call:
     target: ApprovalRequest | None = None
     # Where a successful POST sends the browser.
     success_url: str | None = None
+    # For a POST that changes something other than a request: a fingerprint of it, which
+    # must change exactly when the call succeeds.
+    state: Callable[[], Any] | None = None
 
 
 def _act(
@@ -106,6 +113,60 @@ def _get(name: str) -> Callable[[World], Call]:
     return lambda world: Call("get", reverse(name))
 
 
+def _reassign(*, from_team: bool) -> Callable[[World], Call]:
+    def build(world: World) -> Call:
+        req = world.in_review
+        data = {"handoffs": [world.open_handoff(req).pk], "to_group": "finance", "reason": "Finance knows it"}
+        if from_team:
+            return Call("post", reverse("approvals:team_reassign"), data, req, reverse("approvals:team"))
+        detail = reverse("approvals:request_detail", args=[req.pk])
+        return Call("post", reverse("approvals:request_reassign", args=[req.pk]), data, req, detail)
+
+    return build
+
+
+def _deputy() -> User:
+    return UserFactory.create(username="dan", first_name="Dan", last_name="Deputy")
+
+
+def _delegation_post(delegator: str | None) -> Callable[[World], Call]:
+    def build(world: World) -> Call:
+        _deputy()
+        today = timezone.localdate()
+        data = {
+            "delegate": "dan",
+            "starts_at": today.isoformat(),
+            "ends_at": (today + timedelta(days=3)).isoformat(),
+            "coverage": "all",
+            "reason": "Holiday",
+        }
+        if delegator:
+            data["delegator"] = world.user(delegator).username
+        url = reverse("approvals:delegations")
+        return Call(
+            "post", url, data, success_url=url, state=lambda: sorted(Delegation.objects.values_list("pk"))
+        )
+
+    return build
+
+
+def _revoke(method: str) -> Callable[[World], Call]:
+    def build(world: World) -> Call:
+        alex = world.user("approver")
+        now = timezone.now()
+        delegation = delegation_create(
+            actor=alex, delegator=alex, delegate=_deputy(), starts_at=now, ends_at=now + timedelta(days=3)
+        )
+        url = reverse("approvals:delegation_revoke", args=[delegation.pk])
+
+        def state() -> Any:
+            return Delegation.objects.get(pk=delegation.pk).revoked_at
+
+        return Call(method, url, success_url=reverse("approvals:delegations"), state=state)
+
+    return build
+
+
 ENDPOINTS: dict[str, Callable[[World], Call]] = {
     "home": _get("approvals:home"),
     "inbox": _get("approvals:inbox"),
@@ -131,6 +192,14 @@ ENDPOINTS: dict[str, Callable[[World], Call]] = {
     "attachment download": _download,
     "claim": _claim,
     "unclaim (claimed by approver)": _unclaim,
+    "team": _get("approvals:team"),
+    "team reassign POST": _reassign(from_team=True),
+    "request reassign POST": _reassign(from_team=False),
+    "delegations": _get("approvals:delegations"),
+    "delegation POST (own)": _delegation_post(None),
+    "delegation POST (for Alex)": _delegation_post("approver"),
+    "delegation revoke GET (Alex's)": _revoke("get"),
+    "delegation revoke POST (Alex's)": _revoke("post"),
     "login GET": _get("login"),
     "logout POST": lambda w: Call("post", reverse("logout")),
     "admin index": _get("admin:index"),
@@ -163,6 +232,14 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "attachment download":           (302, 200, 200, 404, 200, 200, 200, 404),
     "claim":                         (302, 403, 302, 404, 403, 403, 403, 404),
     "unclaim (claimed by approver)": (302, 403, 302, 404, 302, 403, 302, 404),
+    "team":                          (302, 403, 403, 403, 200, 403, 200, 403),
+    "team reassign POST":            (302, 403, 403, 403, 302, 403, 302, 403),
+    "request reassign POST":         (302, 403, 403, 404, 302, 403, 302, 404),
+    "delegations":                   (302, 200, 200, 200, 200, 200, 200, 200),
+    "delegation POST (own)":         (302, 302, 302, 302, 302, 302, 302, 302),
+    "delegation POST (for Alex)":    (302, 403, 302, 403, 302, 403, 302, 403),
+    "delegation revoke GET (Alex's)": (302, 404, 200, 404, 200, 403, 200, 404),
+    "delegation revoke POST (Alex's)": (302, 404, 302, 404, 302, 403, 302, 404),
     "login GET":                     (200, 200, 200, 200, 200, 200, 200, 200),
     "logout POST":                   (302, 302, 302, 302, 302, 302, 302, 302),
     "admin index":                   (302, 302, 302, 302, 302, 302, 200, 302),
@@ -192,6 +269,7 @@ def test_endpoint_answers_each_role(world: World, endpoint: str, role: str, expe
     client = world.client(role)
     before = _fingerprint(call.target) if call.target is not None else None
     outbox_before = OutboxEvent.objects.count()
+    state_before = call.state() if call.state is not None else None
 
     # when the role calls it
     response = getattr(client, call.method)(call.url, call.data)
@@ -211,6 +289,11 @@ def test_endpoint_answers_each_role(world: World, endpoint: str, role: str, expe
             assert location == call.success_url
         else:
             assert OutboxEvent.objects.count() == outbox_before
+    if call.state is not None:
+        # and a POST changes what it is about only when it succeeds
+        assert (call.state() != state_before) is succeeded
+        if succeeded:
+            assert location == call.success_url
     if endpoint == "new_request POST":
         created = ApprovalRequest.objects.filter(title="A chair")
         assert created.exists() is succeeded
@@ -231,6 +314,9 @@ def test_nav_links_match_what_each_role_may_open(world: World, role: str) -> Non
     assert (reverse("approvals:all_requests") in html) is sees_all
     may_submit = role in {"requester", "admin"}
     assert ('data-testid="nav-new"' in html) is may_submit
+    # and the team view to those who manage, delegations to everyone
+    assert (reverse("approvals:team") in html) is (role in {"manager", "admin"})
+    assert reverse("approvals:delegations") in html
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ all. Views, API, tasks, commands and the admin call these functions; none of the
 
     transition.py   transition(): lock, check, act, record (the path of every action)
     creation.py     instance_create(): a new instance, optionally with its first action
-    handoffs.py     handoff_claim(), handoff_unclaim(), handoff_reassign()
+    handoffs.py     handoff_claim(), handoff_unclaim(), handoff_reassign(), reassign_input_check()
     notes.py        instance_note(): a comment or an attachment on the record, state unchanged
     common.py       the system actor, the row lock, handoffs opened and closed, live events
     idempotency.py  keys that make a retried transition replay its first result
@@ -22,7 +22,12 @@ from workflows.services.common import (
     instance_channel_group,
 )
 from workflows.services.creation import instance_create
-from workflows.services.handoffs import handoff_claim, handoff_reassign, handoff_unclaim
+from workflows.services.handoffs import (
+    handoff_claim,
+    handoff_reassign,
+    handoff_unclaim,
+    reassign_input_check,
+)
 from workflows.services.notes import instance_note
 from workflows.services.transition import transition
 
@@ -38,5 +43,6 @@ __all__ = [
     "instance_channel_group",
     "instance_create",
     "instance_note",
+    "reassign_input_check",
     "transition",
 ]

@@ -51,13 +51,29 @@ def person_of(actor: User | SystemActor) -> User | None:
     return None if isinstance(actor, SystemActor) else actor
 
 
-def principal_of(*, actor: User | None, on_behalf_of: User | None) -> User | None:
-    """Whose decision an action is: the actor's own, or, under an active delegation, the
-    delegator's. Raises Forbidden when `on_behalf_of` has not delegated to the actor."""
+def principal_of(
+    *,
+    actor: User | None,
+    on_behalf_of: User | None,
+    workflow: Workflow[Any, Any] | None = None,
+    instance: WorkflowModel | None = None,
+) -> User | None:
+    """Whose decision an action on `instance` is: the actor's own, or, under an active
+    delegation that reaches the item (its workflow's `delegation_scope`), the delegator's.
+
+    Raises Forbidden when `on_behalf_of` has not delegated this work to the actor, or when
+    the item is `on_behalf_of`'s own (its workflow's `owner_id`): a delegate never
+    withdraws, resubmits or decides someone's own request for them.
+    """
     if actor is None or on_behalf_of is None or on_behalf_of.pk == actor.pk:
         return actor
-    if not may_act_on_behalf(actor=actor, principal=on_behalf_of):
-        raise errors.Forbidden(f"{on_behalf_of} has not delegated their work to you.")
+    scope = owner = None
+    if workflow is not None and instance is not None:
+        scope, owner = workflow.delegation_scope(instance), workflow.owner_id(instance)
+    if not may_act_on_behalf(actor=actor, principal=on_behalf_of, scope=scope):
+        raise errors.Forbidden(f"{on_behalf_of} has not delegated this work to you.")
+    if owner is not None and owner == on_behalf_of.pk:
+        raise errors.Forbidden(f"This is {on_behalf_of}'s own item: nobody acts on it for them.")
     return on_behalf_of
 
 

@@ -104,7 +104,7 @@ def handoff_claim(
             claimant = on_behalf_of or actor
             holder = "you" if handoff.assignee_id == claimant.pk else str(handoff.assignee)
             raise errors.TransitionNotAllowed(f"This item is already claimed by {holder}.")
-        principal = principal_of(actor=actor, on_behalf_of=on_behalf_of)
+        principal = principal_of(actor=actor, on_behalf_of=on_behalf_of, workflow=workflow, instance=instance)
         assert principal is not None
         if not may_claim(user=principal, handoff=handoff):
             raise errors.Forbidden(f"Only members of {handoff.candidate_group} can claim this item.")
@@ -156,6 +156,23 @@ def handoff_unclaim(*, handoff_id: int, actor: User, trace_id: str | None = None
         return handoff
 
 
+def reassign_input_check(*, to_user: User | None, to_group: Group | None, reason: str) -> None:
+    """Raise InvalidInput naming each field when a reassignment's input is incomplete: a
+    reason, and an active person or a group (the person a member of the group, if both).
+    The first check of `handoff_reassign`, public so a batch checks it once, up front."""
+    field_errors: dict[str, list[str]] = {}
+    if not reason.strip():
+        field_errors["reason"] = ["Say why the item is being reassigned."]
+    if to_user is None and to_group is None:
+        field_errors["to_user"] = ["Choose a person or a group to hand the item to."]
+    if to_user is not None and not to_user.is_active:
+        field_errors["to_user"] = [f"{to_user} is not an active user."]
+    if to_user is not None and to_group is not None and not to_user.groups.filter(pk=to_group.pk).exists():
+        field_errors["to_user"] = [f"{to_user} is not a member of {to_group}."]
+    if field_errors:
+        raise errors.InvalidInput("The reassignment is incomplete.", field_errors=field_errors)
+
+
 def handoff_reassign(
     *,
     handoff_id: int,
@@ -172,17 +189,7 @@ def handoff_reassign(
     Returns the new handoff. Side effects: a 'reassign' audit entry; live events to the
     old and new holders.
     """
-    field_errors: dict[str, list[str]] = {}
-    if not reason.strip():
-        field_errors["reason"] = ["Say why the item is being reassigned."]
-    if to_user is None and to_group is None:
-        field_errors["to_user"] = ["Choose a person or a group to hand the item to."]
-    if to_user is not None and not to_user.is_active:
-        field_errors["to_user"] = [f"{to_user} is not an active user."]
-    if to_user is not None and to_group is not None and not to_user.groups.filter(pk=to_group.pk).exists():
-        field_errors["to_user"] = [f"{to_user} is not a member of {to_group}."]
-    if field_errors:
-        raise errors.InvalidInput("The reassignment is incomplete.", field_errors=field_errors)
+    reassign_input_check(to_user=to_user, to_group=to_group, reason=reason)
     with transaction.atomic():
         workflow, instance, handoff = _lock_handoff(handoff_id)
         if not handoff.is_open:

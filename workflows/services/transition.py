@@ -108,7 +108,9 @@ def transition(
             raise errors.TransitionNotAllowed(
                 f"Cannot {name.replace('_', ' ')} {instance.workflow_ref()} while it is {instance.state}."
             )
-        principal = principal_of(actor=person, on_behalf_of=on_behalf_of)
+        principal = principal_of(
+            actor=person, on_behalf_of=on_behalf_of, workflow=workflow, instance=instance
+        )
         step: Step[W, Any] = Step(
             instance=instance,
             name=name,
