@@ -90,7 +90,7 @@ def test_a_celery_worker_notifies_the_right_people_once_per_event(
     wait_until(lambda: len(_notified(request)) == 3, timeout=30, what="the notification of the approval")
     assert ("rita", str(approve.id)) in _notified(request)
     subject = Notification.objects.get(event_id=str(approve.id)).subject
-    assert subject == f"REQ-{request.pk} was approved: Buy a desk"
+    assert subject == f"REQ-{request.pk} approved by {approver} at stage review; the request is approved"
 
     # when the approval's task event is delivered a second time (same event id)
     assert approve.status == OutboxEvent.Status.DELIVERED
