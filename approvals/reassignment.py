@@ -82,13 +82,13 @@ def requests_reassign(
         )
     content_type = ContentType.objects.get_for_model(ApprovalRequest)
     handoffs = Handoff.objects.filter(pk__in=ids, content_type=content_type).in_bulk()
-    requests = ApprovalRequest.objects.in_bulk(
+    requests_by_id = ApprovalRequest.objects.in_bulk(
         [int(h.object_id) for h in handoffs.values() if h.object_id.isdigit()]
     )
     results = []
     for handoff_id in ids:
         handoff = handoffs.get(handoff_id)
-        request = requests.get(int(handoff.object_id)) if handoff is not None else None
+        request = requests_by_id.get(int(handoff.object_id)) if handoff is not None else None
         if request is None or not policies.may_view(request, actor):
             missing = errors.NotFound(f"Item {handoff_id} does not exist, or is not yours to see.")
             results.append(ReassignResult(handoff_id=handoff_id, error=missing))

@@ -179,11 +179,11 @@ def items_act(*, actor: User, action: str, handoff_ids: list[int], comment: str 
         pk__in=handoff_ids, content_type=ContentType.objects.get_for_model(ApprovalRequest)
     ).select_related("assignee")
     found = {h.pk: h for h in handoffs}
-    requests = ApprovalRequest.objects.in_bulk([int(h.object_id) for h in found.values()])
+    requests_by_id = ApprovalRequest.objects.in_bulk([int(h.object_id) for h in found.values()])
     results = []
     for handoff_id in handoff_ids:
         handoff = found.get(handoff_id)
-        request = requests.get(int(handoff.object_id)) if handoff is not None else None
+        request = requests_by_id.get(int(handoff.object_id)) if handoff is not None else None
         if handoff is None or request is None or not policies.may_view(request, actor):
             results.append(ItemResult(handoff_id, f"item {handoff_id}", False, "No such item."))
             continue

@@ -283,12 +283,12 @@ def inbox_rows(
     they wait for one of `delegators` (who delegated their work to the viewer)."""
     handoffs = list(handoffs)
     delegators = delegators or {}
-    requests = ApprovalRequest.objects.select_related("requester", "request_type", "policy_version").in_bulk(
-        [int(h.object_id) for h in handoffs]
-    )
+    requests_by_id = ApprovalRequest.objects.select_related(
+        "requester", "request_type", "policy_version"
+    ).in_bulk([int(h.object_id) for h in handoffs])
     rows = []
     for handoff in handoffs:
-        request = requests.get(int(handoff.object_id))
+        request = requests_by_id.get(int(handoff.object_id))
         if request is None:
             continue
         due = handoff.due_at
