@@ -224,11 +224,11 @@ def _entries_in_chain_order(batch_size: int) -> Iterator[AuditEntry]:
     while True:
         query = AuditEntry.objects.only(*fields).order_by(*order)
         if last is not None:
-            ct, oid, seq = last
-            query = (
-                query.filter(content_type_id__gt=ct)
-                | query.filter(content_type_id=ct, object_id__gt=oid)
-                | query.filter(content_type_id=ct, object_id=oid, seq__gt=seq)
+            # A row-value comparison: PostgreSQL reads it as one range of the chain's
+            # unique index; the equivalent OR of three filters it cannot, and at millions
+            # of entries each batch became a scan. SQLite (3.15+) understands it too.
+            query = query.extra(  # nosec B610  # fixed SQL text; the values are parameters
+                where=["(content_type_id, object_id, seq) > (%s, %s, %s)"], params=list(last)
             )
         batch = list(query[:batch_size])
         if not batch:

@@ -57,7 +57,7 @@ class _Table:
         # BigAutoField is an AutoField too: the database numbers it, INSERT returns it.
         self.auto = pk if isinstance(pk, models.AutoField) else None
         self.insert_fields = [f for f in self.fields if f is not self.auto]
-        self.insert_head = f"INSERT INTO {self.name} ({', '.join(quote(self._column(f)) for f in self.insert_fields)}) VALUES "  # nosec B608 — identifiers come from model metadata, quoted; values are parameters
+        self.insert_head = f"INSERT INTO {self.name} ({', '.join(quote(self._column(f)) for f in self.insert_fields)}) VALUES "  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
         self.insert_row = "(" + ", ".join(["%s"] * len(self.insert_fields)) + ")"
         self.foreign_keys = [f for f in self.insert_fields if isinstance(f, models.ForeignKey)]
         self.returning = f" RETURNING {quote(self._column(self.auto))}" if self.auto is not None else ""
@@ -127,7 +127,7 @@ def row_lock(model: type[M], pk: Any, *, related: Sequence[str] = ()) -> M | Non
             f"LEFT JOIN {target.name} {alias} ON {alias}.{target.pk_column} = {table.name}.{table.quote(_Table._column(fk))}"
         )
         links.append((fk, target))
-    sql = f"SELECT {', '.join(select)} FROM {table.name} {' '.join(joins)} WHERE {table.name}.{table.pk_column} = %s"  # nosec B608 — identifiers come from model metadata, quoted; values are parameters
+    sql = f"SELECT {', '.join(select)} FROM {table.name} {' '.join(joins)} WHERE {table.name}.{table.pk_column} = %s"  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
     if db.features.has_select_for_update:
         sql += f" FOR UPDATE OF {table.name}" if joins else " FOR UPDATE"
     with db.cursor() as cursor:
@@ -150,7 +150,7 @@ def rows_select(model: type[M], *, where: str, params: Sequence[Any], order_by: 
     """SELECT every column of `model`'s rows WHERE `where` (plain SQL with %s placeholders)."""
     db = _db()
     table = _table(model, db)
-    sql = f"SELECT {table.columns} FROM {table.name} WHERE {where}"  # nosec B608 — identifiers come from model metadata, quoted; values are parameters
+    sql = f"SELECT {table.columns} FROM {table.name} WHERE {where}"  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
     if order_by:
         sql += f" ORDER BY {order_by}"
     with db.cursor() as cursor:
@@ -205,7 +205,7 @@ def row_update(obj: models.Model, fields: Iterable[str]) -> None:
     targets = [_field(type(obj), name) for name in fields]
     values = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in targets]
     assignments = ", ".join(f"{table.quote(_Table._column(f))} = %s" for f in targets)
-    sql = f"UPDATE {table.name} SET {assignments} WHERE {table.pk_column} = %s"  # nosec B608 — identifiers come from model metadata, quoted; values are parameters
+    sql = f"UPDATE {table.name} SET {assignments} WHERE {table.pk_column} = %s"  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, table.pk.get_db_prep_value(obj.pk, db)])
 
@@ -232,7 +232,7 @@ def rows_update(
         else:
             assignments.append(f"{table.quote(_Table._column(f))} = %s")
             prepared.append(f.get_db_prep_save(value, db))
-    sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {where}"  # nosec B608 — identifiers come from model metadata, quoted; values are parameters
+    sql = f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {where}"  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
     with db.cursor() as cursor:
         cursor.execute(sql, [*prepared, *params])
         return cursor.rowcount
