@@ -216,16 +216,28 @@ def seed_viewflow(*, people: int) -> list[People]:
 
 
 def _listen(seed: BatonSeed) -> None:
-    """Someone is "online" for the approvers' inbox and each requester's inbox: their channel
-    receives Baton's group sends, as a connected browser's would."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    """Someone is "online" for the approvers' inbox and each requester's inbox: a daemon
+    thread subscribes to those groups' Redis channels (what channels-redis's pub/sub layer
+    publishes a group send to) and drains them, as an ASGI process serving browsers would."""
+    import threading
 
-    layer = get_channel_layer()
-    assert layer is not None
-    async_to_sync(layer.group_add)(f"inbox.group.{seed.group_id}", "peer-listener.approvers")
-    for n, pair in enumerate(seed.people):
-        async_to_sync(layer.group_add)(f"inbox.user.{pair.requester_id}", f"peer-listener.{n}")
+    import redis
+    from django.conf import settings
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    prefix = config.get("prefix", "asgi")
+    groups = [f"inbox.group.{seed.group_id}"] + [f"inbox.user.{pair.requester_id}" for pair in seed.people]
+    channels = [f"{prefix}__group__{group}" for group in groups]
+    pubsub = redis.Redis.from_url(config["hosts"][0]).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(*channels)
+    while len(pubsub.channels) < len(channels) or pubsub.get_message(timeout=0.1) is not None:
+        pass  # every subscription confirmed before anything is measured
+
+    def drain() -> None:
+        while True:
+            pubsub.get_message(timeout=1.0)
+
+    threading.Thread(target=drain, name="peer-listener", daemon=True).start()
 
 
 def _how_the_data_was_made(seed: BatonSeed, viewflow_people: list[People], workers: int) -> list[str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from workflows.models import AuditEntry, WorkflowModel
@@ -222,7 +223,7 @@ def _entries_in_chain_order(batch_size: int) -> Iterator[AuditEntry]:
     order = ("content_type_id", "object_id", "seq")
     last: tuple[int, str, int] | None = None
     while True:
-        query = AuditEntry.objects.only(*fields).order_by(*order)
+        query: QuerySet[AuditEntry] = AuditEntry.objects.only(*fields).order_by(*order)
         if last is not None:
             # A row-value comparison: PostgreSQL reads it as one range of the chain's
             # unique index; the equivalent OR of three filters it cannot, and at millions
