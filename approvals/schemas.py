@@ -8,12 +8,15 @@ the API can put each message beside the field it is about.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from approvals.routing.limits import PAYLOAD_BOUNDS, SCHEMA_BOUNDS, shape_problem
@@ -220,10 +223,83 @@ def _pattern_problems(schema: dict[str, Any]) -> list[str]:
 
 
 OUTPUTS_PREFIX = "outputs"
+# Keywords beside which a missing additionalProperties must stay open: they combine or
+# extend the object's schema, and closing it would refuse what they allow.
+_OPEN_BESIDE = (
+    "additionalProperties",
+    "unevaluatedProperties",
+    "patternProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "if",
+    "$ref",
+    "dependentSchemas",
+)
+
+
+def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` with unknown fields refused wherever it lists an object's `properties` and
+    says nothing of others: a payload field no schema names is a typo or a client sending
+    what nobody will read, never something to keep silently. A schema that wants them
+    says so (`additionalProperties: true`, or a schema for them)."""
+    copied = dict(schema)
+    properties = copied.get("properties")
+    if isinstance(properties, dict):
+        copied["properties"] = {
+            name: strict_schema(sub) if isinstance(sub, dict) else sub for name, sub in properties.items()
+        }
+        if not any(keyword in copied for keyword in _OPEN_BESIDE):
+            copied["additionalProperties"] = False
+    if isinstance(copied.get("items"), dict):
+        copied["items"] = strict_schema(copied["items"])
+    return copied
+
+
+def _decimal_places(value: Any) -> int:
+    exponent = Decimal(str(value)).normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _multiple_of(
+    validator: Any, step: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """multipleOf in decimal, as people write the numbers: 19.99 is a multiple of 0.01
+    (in binary floating point it is not, and jsonschema's own check refuses it)."""
+    if not validator.is_type(instance, "number") or isinstance(instance, bool):
+        return
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return  # said once, as "Must be a finite number."
+    # Exact fractions of the numbers as written: no rounding, and no overflow for 1e308.
+    if (Fraction(str(instance)) / Fraction(str(step))).denominator != 1:
+        yield ValidationError(f"{instance} is not a multiple of {step}")
+
+
+PayloadValidator = validators.extend(Draft202012Validator, {"multipleOf": _multiple_of})
+
+
+def _non_finite_numbers(value: Any, path: tuple[Any, ...] = ()) -> Iterator[list[Any]]:
+    """Paths of infinite or NaN numbers (JSON such as 1e999 reads as infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield list(path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite_numbers(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite_numbers(item, (*path, index))
 
 
 def _field_key(path: list[Any], prefix: str = FIELD_PREFIX) -> str:
     return ".".join([prefix, *(str(p) for p in path)]) if path else prefix
+
+
+def _bound(value: Any) -> str:
+    """A schema's bound as people read it: 10000000 → '10,000,000'."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        text = f"{Decimal(str(value)):,f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
 
 
 def _words(error: ValidationError) -> str:
@@ -234,13 +310,13 @@ def _words(error: ValidationError) -> str:
     if validator == "enum":
         return "Choose one of: " + ", ".join(str(v) for v in value) + "."
     if validator == "minimum":
-        return f"Must be at least {value}."
+        return f"Must be at least {_bound(value)}."
     if validator == "exclusiveMinimum":
-        return f"Must be more than {value}."
+        return f"Must be more than {_bound(value)}."
     if validator == "maximum":
-        return f"Must be at most {value}."
+        return f"Must be at most {_bound(value)}."
     if validator == "exclusiveMaximum":
-        return f"Must be less than {value}."
+        return f"Must be less than {_bound(value)}."
     if validator == "minLength":
         return "This field is required." if value == 1 else f"At least {value} characters."
     if validator == "maxLength":
@@ -249,6 +325,11 @@ def _words(error: ValidationError) -> str:
         return f"Must be {_FORMAT_WORDS.get(str(value), str(value))}."
     if validator == "pattern":
         return "Not in the expected form."
+    if validator == "multipleOf":
+        places = _decimal_places(value)
+        if places and Decimal(1).scaleb(-places) == Decimal(str(value)):
+            return "At most one decimal place." if places == 1 else f"At most {places} decimal places."
+        return f"Must be a multiple of {value}."
     return str(error.message)
 
 
@@ -264,6 +345,12 @@ def payload_errors(
     default); empty when valid."""
     if not isinstance(payload, dict):
         return {prefix: ["Must be a JSON object."]}
+    # Said on the field itself (the shape check below would blame the payload as a whole).
+    infinite = {
+        _field_key(path, prefix): ["Must be a finite number."] for path in _non_finite_numbers(payload)
+    }
+    if infinite:
+        return infinite
     too_big = shape_problem(payload, PAYLOAD_BOUNDS)
     if too_big:
         return {prefix: [too_big[0].upper() + too_big[1:] + "."]}
@@ -272,7 +359,7 @@ def payload_errors(
     if not schema:
         return {}
     found: dict[str, list[str]] = {}
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    validator = PayloadValidator(strict_schema(schema), format_checker=FormatChecker())
     for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
         path = list(error.absolute_path)
         if error.validator == "required":

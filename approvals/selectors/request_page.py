@@ -27,7 +27,7 @@ from approvals.models import (
 from approvals.records import RequestRecord, request_record
 from approvals.schemas import field_label
 from approvals.selectors.route import RouteView, route_view
-from approvals.selectors.values import PayloadItem, payload_items, value_text
+from approvals.selectors.values import PayloadItem, field_value_text, payload_items, value_text
 from approvals.selectors.work import WorkView, work_view
 from workflows.models import AuditEntry, Handoff
 from workflows.permissions import may_claim, may_reassign
@@ -296,6 +296,18 @@ def request_page(*, request_id: int, user: User) -> RequestPage | None:
     )
 
 
+def _diff_value(schema: Mapping[str, Any], change: Mapping[str, Any], side: str) -> str:
+    """One side of a changed field, shown as the request page shows that field."""
+    field = str(change.get("field", ""))
+    name = field.removeprefix("payload.")
+    sub = (schema.get("properties") or {}).get(name) if name != field else None
+    if not isinstance(sub, dict) or sub.get("x-currency-field"):
+        # (an amount whose currency lives in another field: that field's value at the time
+        # is not in the diff, so the number is shown alone)
+        return value_text(change.get(side))
+    return field_value_text(sub, change.get(side))
+
+
 def revision_views(
     *, schema: Mapping[str, Any], revisions: list[RequestRevision], decisions: list[Decision]
 ) -> list[RevisionView]:
@@ -309,8 +321,8 @@ def revision_views(
             DiffItem(
                 field=str(change.get("field", "")),
                 label=diff_label(schema, str(change.get("field", ""))),
-                before=value_text(change.get("before")),
-                after=value_text(change.get("after")),
+                before=_diff_value(schema, change, "before"),
+                after=_diff_value(schema, change, "after"),
             )
             for change in revision.diff or []
             if isinstance(change, Mapping)

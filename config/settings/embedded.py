@@ -6,7 +6,9 @@ Safe only on a developer's machine; production settings live in production.py.
 from config.settings.base import *  # noqa: F403
 from config.settings.base import AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_FILE, SECRET_KEY, env_bool
 
-DEBUG = env_bool("DEBUG", True)
+# Off by default, even here: Django's debug pages list every URL and setting. BATON_DEBUG=1
+# turns them on for development.
+DEBUG = env_bool("BATON_DEBUG", False)
 # A fixed key is fine here: the embedded mode is never exposed beyond localhost.
 SECRET_KEY = SECRET_KEY or "embedded-insecure-key-do-not-use-in-production-3c9f1e"
 

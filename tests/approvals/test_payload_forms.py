@@ -394,7 +394,7 @@ def test_every_problem_is_shown_at_once(world: World, claim: RequestType) -> Non
     ("field_name", "typed", "message"),
     [
         ("payload.amount", "-5", "Must be more than 0."),
-        ("payload.amount", "2000000", "Must be at most 1000000."),
+        ("payload.amount", "2000000", "Must be at most 1,000,000."),
         ("payload.seats", "0", "Must be at least 1."),
         ("payload.purpose", "ab", "At least 3 characters."),
         ("payload.spent_on", "2026-02-30", "Must be a date (YYYY-MM-DD)."),

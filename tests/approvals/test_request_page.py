@@ -404,7 +404,7 @@ def test_the_page_shows_the_payload_with_its_labels_and_the_policy_version(
     # then the payload is listed with the schema's labels
     payload = _section(html, "payload").split("</dl>", 1)[0]
     assert re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", payload) == [
-        ("Amount", "4200"),
+        ("Amount", "4,200"),  # thousands separated
         ("Note", "second class"),
     ]
     # and the page says which version of the policy it follows
@@ -554,7 +554,7 @@ def test_a_change_request_loop_through_the_pages_stores_and_shows_the_diff(
     )
     assert rows == [
         ("title", "Title", "Fair tickets", "Fair tickets, cheaper"),
-        ("payload.amount", "Amount", "4200", "950.5"),
+        ("payload.amount", "Amount", "4,200", "950.5"),
         ("payload.note", "Note", "second class", "—"),
     ]
     # and the route starts over for revision 2: review is current again, and with 950.5

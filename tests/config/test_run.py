@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -94,6 +95,13 @@ def test_run_starts_everything_prints_logins_and_stops_on_ctrl_c(tmp_path: Path)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=10) as response:
             assert response.status == 200
             assert b"Log in" in response.read()
+        # DEBUG is off by default: a missing page is the styled 404, not Django's URL list
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page/", timeout=10)
+        assert missing.value.code == 404
+        page = missing.value.read()
+        assert b"Not found" in page
+        assert b"Using the URLconf" not in page
         # the server and the Celery worker (with beat) run beside it
         children = _processes_with_var_dir(var_dir)
         assert len(children) >= 2
