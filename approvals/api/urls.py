@@ -1,0 +1,18 @@
+from django.urls import path
+
+from approvals.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("request-types/", views.RequestTypeList.as_view(), name="request_types"),
+    path("request-types/<slug:slug>/", views.RequestTypeDetail.as_view(), name="request_type"),
+    path(
+        "request-types/<slug:slug>/simulate/",
+        views.RequestTypeSimulate.as_view(),
+        name="request_type_simulate",
+    ),
+    path("requests/", views.RequestList.as_view(), name="requests"),
+    path("requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
+    path("requests/<int:pk>/actions/<slug:name>/", views.RequestAction.as_view(), name="request_action"),
+]
