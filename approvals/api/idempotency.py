@@ -122,9 +122,8 @@ def idempotency_finish(*, row: IdempotentRequest, response: Response) -> None:
         return
     body: Any = json.loads(json.dumps(response.data, cls=JSONEncoder)) if response.data is not None else None
     headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
-    if response.has_header("Content-Type"):
-        headers["Content-Type"] = response["Content-Type"]
-    elif response.content_type:
+    # Only an explicit type (problem+json); otherwise the renderer chooses again on replay.
+    if response.content_type:
         headers["Content-Type"] = response.content_type
     IdempotentRequest.objects.filter(pk=row.pk).update(
         status=response.status_code, response_body=body, response_headers=headers, completed_at=timezone.now()
