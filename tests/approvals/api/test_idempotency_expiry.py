@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -19,7 +19,7 @@ from workflows.models import AuditEntry, Handoff
 pytestmark = pytest.mark.django_db
 
 
-def _create(client: APIClient, key: str, title: str = "Desk") -> Response:
+def _create(client: APIClient, key: str, title: str = "Desk") -> Any:
     return client.post(
         f"{API}/requests/", {"type": "general", "title": title}, format="json", HTTP_IDEMPOTENCY_KEY=key
     )
