@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals.api import views
+from approvals.api import views, wait
 
 app_name = "api"
 
@@ -14,5 +14,7 @@ urlpatterns = [
     ),
     path("requests/", views.RequestList.as_view(), name="requests"),
     path("requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
+    # An async view on a path of its own: production routes /wait/ to the ASGI processes.
+    path("requests/<int:pk>/wait/", wait.request_wait, name="request_wait"),
     path("requests/<int:pk>/actions/<slug:name>/", views.RequestAction.as_view(), name="request_action"),
 ]
