@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals.api import views, wait
+from approvals.api import views, wait, work
 
 app_name = "api"
 
@@ -17,4 +17,10 @@ urlpatterns = [
     # An async view on a path of its own: production routes /wait/ to the ASGI processes.
     path("requests/<int:pk>/wait/", wait.request_wait, name="request_wait"),
     path("requests/<int:pk>/actions/<slug:name>/", views.RequestAction.as_view(), name="request_action"),
+    path("inbox/", work.Inbox.as_view(), name="inbox"),
+    path("handoffs/<int:pk>/claim/", work.HandoffClaim.as_view(), name="handoff_claim"),
+    path("handoffs/<int:pk>/release/", work.HandoffRelease.as_view(), name="handoff_release"),
+    path("handoffs/<int:pk>/reassign/", work.HandoffReassign.as_view(), name="handoff_reassign"),
+    path("audit/entries/", work.AuditEntries.as_view(), name="audit_entries"),
+    path("audit/export/", work.AuditExportView.as_view(), name="audit_export"),
 ]
