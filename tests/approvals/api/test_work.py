@@ -63,7 +63,8 @@ def test_auditor_reads_and_exports_the_trail_others_may_not(api: ApiWorld) -> No
     assert [e["action"] for e in entries["results"]] == ["submit", "create"]
     exported = auditor.get(f"{API}/audit/export/", {"ref": req.reference, "as": "jsonl"})
     assert exported.status_code == 200
-    lines = [json.loads(line) for line in b"".join(exported.streaming_content).decode().splitlines()]
+    body = b"".join(exported.streaming_content)  # type: ignore[attr-defined]
+    lines = [json.loads(line) for line in body.decode().splitlines()]
     assert "completeness" in lines[-1]
     assert len(lines) == 3
     assert api.client("requester").get(f"{API}/audit/entries/").status_code == 403
