@@ -8,12 +8,14 @@ with `errors: [{field, message}]`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -177,3 +179,17 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return problem(
         status_code=exc.status_code, code=code, title=title, detail=str(exc.detail), headers=headers
     )
+
+
+@csrf_exempt  # it changes nothing; a CSRF 403 would hide the 404
+def api_not_found(request: object, *args: object, **kwargs: object) -> HttpResponse:
+    """Any path under /api/v1/ that names no endpoint (or a malformed id): a 404 problem,
+    not the web's HTML page."""
+    body = {
+        "type": TYPE_BASE + "not_found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "No such endpoint or item.",
+        "code": "not_found",
+    }
+    return HttpResponse(json.dumps(body), status=404, content_type=PROBLEM_CONTENT_TYPE)

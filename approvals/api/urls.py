@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from approvals.api import views, wait, work
+from approvals.api.errors import api_not_found
 
 app_name = "api"
 
@@ -23,4 +24,6 @@ urlpatterns = [
     path("handoffs/<int:pk>/reassign/", work.HandoffReassign.as_view(), name="handoff_reassign"),
     path("audit/entries/", work.AuditEntries.as_view(), name="audit_entries"),
     path("audit/export/", work.AuditExportView.as_view(), name="audit_export"),
+    # Last: whatever else is asked under /api/v1/ is a 404 problem, not an HTML page.
+    re_path(r"^.*$", api_not_found, name="not_found"),
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import generics, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 from approvals import policies
 from approvals.api import serializers as s
 from approvals.api.base import ApiMixin, ApiView, etag_of, if_match_check
-from approvals.api.errors import PreconditionFailed, StateConflict
+from approvals.api.errors import PROBLEM_CONTENT_TYPE, PreconditionFailed, StateConflict
 from approvals.api.representations import request_representation, request_summary
 from approvals.expiry import expiry_terms
 from approvals.models import ApprovalRequest, RequestType, State
@@ -43,8 +44,9 @@ PROBLEMS = {
 }
 
 
-def problems(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: PROBLEMS[code] for code in (401, 429, *codes)}
+def problems(*codes: int) -> dict[Any, Any]:
+    """The error answers of an operation, documented as application/problem+json."""
+    return {(code, PROBLEM_CONTENT_TYPE): PROBLEMS[code] for code in (401, 429, *codes)}
 
 
 def _visible_detail(*, request_id: Any, user: User) -> Any:
@@ -146,6 +148,13 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def decode_cursor(self, request: Request) -> Any:
+        # A bad cursor is bad input naming its field (400), not a missing page (DRF's 404).
+        try:
+            return super().decode_cursor(request)
+        except drf_exceptions.NotFound:
+            raise drf_exceptions.ValidationError({"cursor": ["Not a cursor this API gave out."]}) from None
+
 
 class RequestList(ApiMixin, generics.ListAPIView):  # type: ignore[misc]
     """Requests you may see, newest first, filtered and paged by cursor (`next`)."""
@@ -156,6 +165,10 @@ class RequestList(ApiMixin, generics.ListAPIView):  # type: ignore[misc]
 
     def get_queryset(self) -> QuerySet[ApprovalRequest]:
         return requests_visible(self.caller(self.request))
+
+    @extend_schema(responses={200: s.RequestSummarySerializer(many=True), **problems(400)})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         queryset = self.filter_queryset(self.get_queryset())

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
@@ -182,7 +183,11 @@ class AuditEntries(ApiView):
 class AuditExportView(ApiView):
     @extend_schema(
         parameters=[*AUDIT_PARAMETERS, OpenApiParameter("as", str, enum=list(EXPORT_FORMATS))],
-        responses={200: bytes, **problems(400, 403)},
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="as=csv"),
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="as=jsonl"),
+            **problems(400, 403),
+        },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         """The filtered trail as CSV or JSON Lines, ending with its completeness record
