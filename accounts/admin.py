@@ -5,14 +5,30 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Delegation, Team, TeamMembership, User
+from accounts.models import ApiToken, Delegation, Team, TeamMembership, User
 from accounts.sessions import sessions_end_everywhere
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Reporting line", {"fields": ("manager",)}))
-    list_display = ["username", "email", "first_name", "last_name", "manager", "is_active", "is_staff"]
+    fieldsets = (
+        *(BaseUserAdmin.fieldsets or ()),
+        ("Reporting line", {"fields": ("manager",)}),
+        # A service account's roles are its groups; the request types it may submit are
+        # object permissions on each type (the type's "Object permissions" page).
+        ("Machine client", {"fields": ("is_service_account",)}),
+    )
+    list_display = [
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "manager",
+        "is_active",
+        "is_staff",
+        "is_service_account",
+    ]
+    list_filter = [*BaseUserAdmin.list_filter, "is_service_account"]
     autocomplete_fields = ["manager"]
     actions = ["end_sessions"]
 
@@ -66,3 +82,27 @@ class DelegationAdmin(admin.ModelAdmin):
         if obj.revoked_at is not None and obj.revoked_by_id is None:
             obj.revoked_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are read and revoked here; an administrator issues a service account's
+    token with `manage.py api_token_issue` (its secret is printed once)."""
+
+    list_display = [
+        "name",
+        "owner",
+        "prefix",
+        "read_only",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["read_only", "owner__is_service_account"]
+    search_fields = ["name", "prefix", "owner__username"]
+    readonly_fields = ["owner", "name", "prefix", "secret_sha256", "created_at", "last_used_at", "read_only"]
+    fields = [*readonly_fields, "expires_at", "revoked_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

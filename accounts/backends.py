@@ -19,6 +19,10 @@ class RoleModelBackend(ModelBackend):
     queries fewer on the hot path. Cached on the user object for the request, as Django does.
     """
 
+    def user_can_authenticate(self, user: Any) -> bool:
+        # A service account is a machine: it signs in with API tokens only, never a password.
+        return super().user_can_authenticate(user) and not getattr(user, "is_service_account", False)
+
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

@@ -22,6 +22,11 @@ class User(AbstractUser):
     # Part of every session's proof of login: raising it ends all of this person's
     # sessions at their next request, on any session backend ("log out everywhere").
     session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # A machine, not a person: it has no password login and acts only through API tokens
+    # an administrator issues; its groups are its roles (accounts.tokens).
+    is_service_account = models.BooleanField(
+        default=False, help_text="A machine client: no password login; it uses API tokens only."
+    )
 
     class Meta:
         ordering = ["username"]
@@ -167,3 +172,30 @@ class Delegation(models.Model):
         if self.ends_at is not None and self.ends_at <= moment:
             return self.ends_at
         return None
+
+
+class ApiToken(models.Model):
+    """A personal (or service account's) API token. Only a SHA-256 digest of its secret is
+    kept: the secret is shown once, when it is made (accounts.tokens.api_token_create).
+    `prefix` is the public part the client sends in front of the secret, to find the row."""
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_sha256 = models.CharField(max_length=64)
+    read_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="api_token_by_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, at: datetime | None = None) -> bool:
+        moment = at or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > moment)

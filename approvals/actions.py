@@ -22,6 +22,8 @@ class Action(models.TextChoices):
     RESUBMIT = "resubmit", "Resubmit"
     WITHDRAW = "withdraw", "Withdraw"
     CANCEL = "cancel", "Cancel request"
+    # Only the system takes it (approvals.expiry), when nobody decided in time.
+    EXPIRE = "expire", "Expire"
     COMPLETE = "complete", "Mark the task done"
     HAND_BACK = "hand_back", "Cannot be done"
     MOVE_POLICY = "move_policy", "Move to another policy version"
@@ -98,6 +100,7 @@ _DONE = {
     Action.RESUBMIT: "resubmitted",
     Action.WITHDRAW: "withdrew",
     Action.CANCEL: "cancelled",
+    Action.EXPIRE: "expired",
     Action.COMPLETE: "completed a task",
     Action.HAND_BACK: "handed a task back",
     Action.MOVE_POLICY: "moved to another policy version",
@@ -115,6 +118,7 @@ _NEWS = {
     Action.REQUEST_CHANGES: "needs changes",
     Action.WITHDRAW: "was withdrawn",
     Action.CANCEL: "was cancelled",
+    Action.EXPIRE: "expired without a decision",
     Action.COMPLETE: "had a task completed",
     Action.HAND_BACK: "had a task handed back",
     Action.MOVE_POLICY: "was moved to another version of its policy",

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from approvals import policies
 from approvals.actions import BULK_ACTIONS, OFFERED, Action
+from approvals.expiry import ExpiryTerms
 from approvals.models import (
     SAVED_VIEW_NAME_MAX,
     TITLE_MAX,
@@ -38,8 +39,11 @@ def request_create(
     description: str = "",
     payload: dict[str, Any] | None = None,
     submit: bool = True,
+    expiry: ExpiryTerms | None = None,
 ) -> ApprovalRequest:
     """Create a request as a draft and, unless `submit` is False, submit it for review.
+    With `expiry` (approvals.expiry.expiry_terms), it expires or escalates once nobody
+    decided it in time.
 
     The payload is checked against the type's schema (each error keyed
     'payload.<field>'). Raises InvalidInput naming each bad field, Forbidden when the
@@ -65,6 +69,7 @@ def request_create(
             title=clean_title,
             description=description or "",
             payload=payload or {},
+            **(expiry.fields() if expiry is not None else {}),
         ),
         actor=requester,
         then=Action.SUBMIT if submit else None,

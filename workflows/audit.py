@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from workflows.models import AuditEntry, WorkflowModel
+from workflows.tracing import credential_current
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -134,6 +135,11 @@ def audit_entry_build(
     prev_hash = instance.audit_head or GENESIS
     moment = created_at or timezone.now()
     stored_data = json_normalise(data or {})
+    # An action taken through the API names the token it came with (and whether its
+    # owner is a service account): the trail says which credential acted, not only whose.
+    via = credential_current()
+    if via is not None:
+        stored_data = {**stored_data, "via": json_normalise(via)}
     digest = entry_hash(
         ref=_ref(content_type, object_id),
         seq=seq,

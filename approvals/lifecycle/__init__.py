@@ -30,7 +30,7 @@ from approvals.lifecycle.base import (
     RequestStep,
     distinct_from_refusal,
 )
-from approvals.lifecycle.close import Cancel, Withdraw
+from approvals.lifecycle.close import Cancel, Expire, Withdraw
 from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestChanges, through_handoff
 from approvals.lifecycle.explain import Explanation, WhyNot, request_why_not
 from approvals.lifecycle.move import MovePolicy, move_plan
@@ -62,6 +62,7 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
             HandBack(),
             Withdraw(),
             Cancel(),
+            Expire(),
             MovePolicy(),
         )
     }

@@ -63,3 +63,23 @@ class Cancel(RequestAction):
             raise errors.InvalidInput(reason, field_errors={"comment": [reason]})
         step.plan = closing(step, target=State.CANCELLED)
         return {"change": step.plan.change}
+
+
+class Expire(RequestAction):
+    """Nobody decided before the request's expiry: it ends as expired, its handoffs close.
+
+    Only the system takes it (the transition service skips `allowed` for the system actor);
+    a person is always refused. Its own state, never a rejection: clients tell the two apart.
+    """
+
+    action = Action.EXPIRE
+
+    def allowed(self, step: RequestStep) -> bool:
+        return False
+
+    def refusal(self, step: RequestStep) -> str:
+        return "Only the system expires a request, once its expiry has passed."
+
+    def prepare(self, step: RequestStep) -> dict[str, RouteChange]:
+        step.plan = closing(step, target=State.EXPIRED)
+        return {"change": step.plan.change}

@@ -1,5 +1,6 @@
 """Approval requests: the product built on the workflow engine."""
 
+from approvals.models.api import IdempotentRequest
 from approvals.models.discussion import Attachment, Comment
 from approvals.models.exports import AuditExport, ExportState
 from approvals.models.notification import Notification
@@ -9,6 +10,7 @@ from approvals.models.requests import (
     TITLE_MAX,
     ApprovalRequest,
     Decision,
+    OnExpiry,
     RequestRevision,
     RevisionContent,
     RouteChange,
@@ -29,7 +31,9 @@ __all__ = [
     "Comment",
     "Decision",
     "ExportState",
+    "IdempotentRequest",
     "Notification",
+    "OnExpiry",
     "PolicyVersion",
     "PublishedPolicyError",
     "RequestRevision",

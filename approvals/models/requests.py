@@ -27,6 +27,15 @@ class State(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     FULFILLED = "fulfilled", "Fulfilled"
     NOT_FULFILLED = "not_fulfilled", "Not fulfilled"
+    # Nobody decided before its expiry: its own end, never reported as a rejection.
+    EXPIRED = "expired", "Expired"
+
+
+class OnExpiry(models.TextChoices):
+    """What becomes of a request nobody decided by its `expires_at`."""
+
+    EXPIRE = "expire", "End as expired"
+    ESCALATE = "escalate", "Hand it to the escalation person or group"
 
 
 OPEN_STATES = [State.DRAFT, State.IN_REVIEW, State.CHANGES_REQUESTED]
@@ -111,6 +120,18 @@ class ApprovalRequest(WorkflowModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
+    # Set at creation by clients that must not wait forever (the API); the timer calls
+    # approvals.expiry.request_expire once it passes.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    on_expiry = models.CharField(max_length=10, choices=OnExpiry.choices, default=OnExpiry.EXPIRE)
+    expiry_escalate_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    expiry_escalate_group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # When an escalation on expiry handed it on: it escalates once, then waits as usual.
+    expiry_escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [
@@ -122,6 +143,12 @@ class ApprovalRequest(WorkflowModel):
             models.Index(fields=["requester", "-id"], name="request_by_requester"),
             models.Index(fields=["state", "-id"], name="request_by_state"),
             models.Index(fields=["policy_version", "state"], name="request_by_policy_version"),
+            # The expiry timer's scan: open requests whose expiry has passed.
+            models.Index(
+                fields=["expires_at"], name="request_by_expiry", condition=models.Q(expires_at__isnull=False)
+            ),
+            # The API's list pages by (updated_at, id).
+            models.Index(fields=["-updated_at", "-id"], name="request_by_updated"),
         ]
 
     def __str__(self) -> str:
@@ -246,6 +273,15 @@ class ApprovalRequest(WorkflowModel):
         conditions=[_in_fulfilment],
     )
     def cancel(self, *, change: RouteChange) -> str:
+        return self._apply(change)
+
+    @transition(
+        field=state,
+        source=[State.IN_REVIEW, State.CHANGES_REQUESTED],
+        target=RETURN_VALUE(State.EXPIRED),
+        permission=fsm_permission(Action.EXPIRE),
+    )
+    def expire(self, *, change: RouteChange) -> str:
         return self._apply(change)
 
     @transition(

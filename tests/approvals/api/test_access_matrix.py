@@ -1,0 +1,162 @@
+"""Every endpoint and method against every role: nobody reads or changes what they may
+not, and lists never leak foreign items. Each cell runs on its own fresh request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
+from rest_framework.test import APIClient
+
+from approvals.models import ApprovalRequest
+from tests.approvals.api.conftest import API, ApiWorld, expired_token_secret
+from workflows.models import Handoff
+
+pytestmark = pytest.mark.django_db
+
+ROLES = (
+    "anonymous",
+    "requester",
+    "other_requester",
+    "other_approver",
+    "approver",
+    "manager",
+    "auditor",
+    "service",
+    "admin",
+    "read_only",
+    "expired",
+)
+SEES = {"requester", "approver", "manager", "auditor", "admin", "read_only"}
+UNAUTHENTICATED = {"anonymous": 401, "expired": 401}
+
+
+def _secret(api: ApiWorld, role: str) -> str | None:
+    if role == "anonymous":
+        return None
+    if role == "expired":
+        return expired_token_secret(api, "requester")
+    if role == "read_only":
+        return api.token_for("requester", read_only=True)
+    return api.token_for(role)
+
+
+class Caller(APIClient):
+    """An API client that also knows its Authorization header, for the async wait path."""
+
+    def __init__(self, authorization: str | None) -> None:
+        super().__init__()
+        self.authorization = authorization
+        if authorization is not None:
+            self.credentials(HTTP_AUTHORIZATION=authorization)
+
+
+def _client(api: ApiWorld, role: str) -> Caller:
+    secret = _secret(api, role)
+    return Caller(f"Bearer {secret}" if secret is not None else None)
+
+
+def _expect(default: int, **by_role: int) -> dict[str, int]:
+    table = dict.fromkeys(ROLES, default)
+    table.update(UNAUTHENTICATED)
+    table.update(by_role)
+    return table
+
+
+Cell = Callable[[ApiWorld, Caller, ApprovalRequest], Any]
+
+
+def _wait(api: ApiWorld, client: Caller, req: ApprovalRequest) -> Any:
+    headers = {"Authorization": client.authorization} if client.authorization else {}
+    return async_to_sync(AsyncClient().get)(f"{API}/requests/{req.pk}/wait/?seconds=0", headers=headers)
+
+
+def _handoff(req: ApprovalRequest) -> Handoff:
+    return Handoff.objects.for_instance(req).get(closed_at__isnull=True)
+
+
+CELLS: dict[str, tuple[Cell, dict[str, int]]] = {
+    "GET request-types": (lambda a, c, r: c.get(f"{API}/request-types/"), _expect(200)),
+    "GET requests": (lambda a, c, r: c.get(f"{API}/requests/"), _expect(200)),
+    "GET request": (
+        lambda a, c, r: c.get(f"{API}/requests/{r.pk}/"),
+        _expect(404, **dict.fromkeys(SEES, 200)),
+    ),
+    "GET wait": (_wait, _expect(404, **dict.fromkeys(SEES, 200))),
+    "GET inbox": (lambda a, c, r: c.get(f"{API}/inbox/"), _expect(200)),
+    "GET audit entries": (
+        lambda a, c, r: c.get(f"{API}/audit/entries/"),
+        _expect(403, auditor=200, admin=200),
+    ),
+    "POST simulate": (
+        lambda a, c, r: c.post(f"{API}/request-types/general/simulate/", {"payload": {}}, format="json"),
+        _expect(200, read_only=403),
+    ),
+    "POST create": (
+        lambda a, c, r: c.post(f"{API}/requests/", {"type": "general", "title": "New"}, format="json"),
+        _expect(400, requester=201, other_requester=201, service=201, admin=201, read_only=403),
+    ),
+    "POST approve": (
+        lambda a, c, r: c.post(f"{API}/requests/{r.pk}/actions/approve/", {}, format="json"),
+        _expect(404, approver=200, **dict.fromkeys(SEES - {"approver"}, 403)),
+    ),
+    "POST withdraw": (
+        lambda a, c, r: c.post(f"{API}/requests/{r.pk}/actions/withdraw/", {}, format="json"),
+        _expect(404, requester=200, **dict.fromkeys(SEES - {"requester"}, 403)),
+    ),
+    "POST claim": (
+        lambda a, c, r: c.post(f"{API}/handoffs/{_handoff(r).pk}/claim/"),
+        _expect(404, approver=200, **dict.fromkeys(SEES - {"approver"}, 403)),
+    ),
+    "POST reassign": (
+        lambda a, c, r: c.post(
+            f"{API}/handoffs/{_handoff(r).pk}/reassign/",
+            {"reason": "away", "to_user": "maria"},
+            format="json",
+        ),
+        _expect(404, manager=200, admin=200, **dict.fromkeys(SEES - {"manager", "admin"}, 403)),
+    ),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_access_matrix(api: ApiWorld, role: str) -> None:
+    # given a request in review, by the requester, for the reviewers (a fresh one per cell)
+    wrong = []
+    for name, (call, expected) in CELLS.items():
+        req = api.new_request(title=f"{name} for {role}")
+        # when `role` calls the endpoint
+        response = call(api, _client(api, role), req)
+        # then it answers as the table says
+        if response.status_code != expected[role]:
+            wrong.append(f"{name}: {response.status_code} (expected {expected[role]})")
+    assert not wrong, f"{role}: " + "; ".join(wrong)
+
+
+LIST_SEES = {
+    "requester": True,
+    "other_requester": False,
+    "other_approver": False,
+    "approver": True,
+    "manager": True,
+    "auditor": True,
+    "service": False,
+    "admin": True,
+    "read_only": True,
+}
+
+
+@pytest.mark.parametrize("role", list(LIST_SEES))
+def test_lists_never_leak(api: ApiWorld, role: str) -> None:
+    # given one request by the requester for the reviewers
+    req = api.new_request()
+    client = _client(api, role)
+    # when `role` lists requests and its inbox
+    listed = [r["id"] for r in client.get(f"{API}/requests/").json()["results"]]
+    inbox = [r["request"]["id"] for r in client.get(f"{API}/inbox/").json()["results"]]
+    # then only those who may see it find it, and only its holder has it in the inbox
+    assert listed == ([req.pk] if LIST_SEES[role] else [])
+    assert inbox == ([req.pk] if role == "approver" else [])
