@@ -151,7 +151,8 @@ def _bell_event(notification: Notification, *, by: User | None) -> OutboxEvent:
         group=Recipient(user_id=notification.recipient_id).channel_group,
         topic="notification.added",
         payload={
-            "ref": notification.request.reference,
+            "ref": notification.request.workflow_ref(),
+            "label": notification.request.reference,
             "kind": notification.kind,
             "text": notification.text,
             "by": actor_ref(by),

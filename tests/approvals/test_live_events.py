@@ -81,8 +81,9 @@ def test_a_request_page_hears_every_kind_of_change_numbered_and_signed(
             assert event["event"]["by"] == {"id": actor.pk, "name": actor.display_name}
             assert (event["stream"], event["epoch"], event["seq"]) == (stream, ready["epoch"], head + 1)
             head += 1
-        # and the last one says where the request ended up
+        # and the last one says where the request ended up, and what people call it
         assert event["event"]["state"] == "approved"
+        assert event["event"]["label"] == req.reference
         await ws.disconnect()
 
     async_to_sync(scenario)()
@@ -107,7 +108,7 @@ def test_a_new_notification_reaches_the_bell_of_its_recipient(requester, request
         events = [m for m in await events_until_quiet(ws) if m["type"] == "event"]
         bell = [m["event"] for m in events if m["event"]["topic"] == "notification.added"]
         assert len(bell) == 1
-        assert bell[0]["ref"] == req.reference
+        assert (bell[0]["ref"], bell[0]["label"]) == (req.workflow_ref(), req.reference)
         assert bell[0]["by"]["name"] == approver.display_name
         assert "approved" in bell[0]["text"]
         await ws.disconnect()

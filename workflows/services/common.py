@@ -186,6 +186,7 @@ def events_for_change(
     shows no notice for their own action."""
     payload = {
         "ref": instance.workflow_ref(),
+        "label": instance.workflow_label(),
         "by": actor_ref(actor),
         "state": instance.state,
         "version": instance.version,
