@@ -128,7 +128,11 @@ def test_someone_removed_from_a_group_stops_seeing_its_items_live(new_page: Call
     expect(_row(bea, first)).to_have_count(1)
 
     # when she is taken out of the reviewers while her inbox is open
-    _elsewhere(lambda: reviewers.user_set.remove(people["bea"]) or True)
+    def remove_bea() -> bool:
+        reviewers.user_set.remove(people["bea"])
+        return True
+
+    _elsewhere(remove_bea)
     # then her open inbox no longer lists the reviewers' item (re-rendered, no reload)
     expect(_row(bea, first)).to_have_count(0, timeout=5_000)
     refreshed = bea.evaluate("document.body.dataset.liveRefreshed")
