@@ -18,6 +18,7 @@ import contextlib
 import json
 from typing import Any
 
+import redis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
@@ -29,6 +30,9 @@ from workflows.subscriptions import Subscription, inbox_subscription, user_still
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TRY_AGAIN = 1013
+# Where the stream numbers live cannot be reached (Redis down or restarting).
+LIVE_STATE_DOWN = (redis.RedisError, OSError)
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -57,7 +61,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(control_group(self.user_id), self.channel_name)
         await self._follow(subscription.streams)
         await self.accept()
-        epoch, heads = await streams_reader().heads(self.streams)
+        try:
+            epoch, heads = await streams_reader().heads(self.streams)
+        except LIVE_STATE_DOWN:
+            # Redis is unreachable: the client reconnects later, with its cursors.
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         await self.send_json({"type": "ready", "epoch": epoch, "streams": heads})
         self._recheck_task = asyncio.create_task(self._recheck_when_due(subscription))
 
@@ -94,7 +103,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if kind == "ping":  # keeps proxies from closing an idle socket
             await self.send_json({"type": "pong"})
         elif kind == "sync":
-            await self._catch_up(content)
+            try:
+                await self._catch_up(content)
+            except LIVE_STATE_DOWN:
+                await self.send_json(
+                    {"type": "error", "field": None, "detail": "Live state unavailable; sync again."}
+                )
         else:
             await self.send_json({"type": "error", "field": "type", "detail": "Expected 'sync' or 'ping'."})
 

@@ -28,8 +28,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import msgpack
@@ -39,6 +40,8 @@ from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.serializers import MsgPackSerializer
 from django.conf import settings
+
+_T = TypeVar("_T")
 
 RELAY_MESSAGE_TYPE = "relay.event"
 # The control message that makes open sockets of a user re-check what they may hear.
@@ -208,19 +211,32 @@ class RedisStreams:
             self._clients[loop] = aioredis.Redis.from_url(self.url, socket_timeout=5)
         return self._clients[loop]
 
+    async def _twice(self, operation: Callable[[aioredis.Redis], Awaitable[_T]]) -> _T:
+        # A connection Redis dropped (a restart) fails once; the pool then connects afresh.
+        try:
+            return await operation(self._client())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return await operation(self._client())
+
     async def heads(self, streams: list[str]) -> tuple[str, dict[str, int]]:
         epoch_key = f"{self.prefix}:live:epoch"
-        pipe = self._client().pipeline(transaction=False)
-        pipe.set(epoch_key, uuid4().hex, nx=True)
-        pipe.get(epoch_key)
-        if streams:
-            pipe.mget([redis_keys(self.prefix, s)[1] for s in streams])
-        replies = await pipe.execute()
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.set(epoch_key, uuid4().hex, nx=True)
+            pipe.get(epoch_key)
+            if streams:
+                pipe.mget([redis_keys(self.prefix, s)[1] for s in streams])
+            replies: list[Any] = await pipe.execute()
+            return replies
+
+        replies = await self._twice(read)
         counts = replies[2] if streams else []
         return replies[1].decode(), {s: int(c or 0) for s, c in zip(streams, counts, strict=True)}
 
     async def since(self, stream: str, after: int, head: int) -> list[Missed] | None:
-        rows = await self._client().zrangebyscore(redis_keys(self.prefix, stream)[2], after + 1, head)
+        key = redis_keys(self.prefix, stream)[2]
+        rows = await self._twice(lambda client: client.zrangebyscore(key, after + 1, head))
         entries = []
         for row in rows:
             text = row.decode() if isinstance(row, bytes) else str(row)
