@@ -26,7 +26,7 @@ from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout, user_logged_in
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import F
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.http import HttpRequest, HttpResponseBase
 
 from accounts.models import User
@@ -93,10 +93,18 @@ def _login_stamped(sender: Any, request: HttpRequest | None = None, **_: Any) ->
     session_stamp(session, now)
 
 
+# Sent with `user` when all their sessions ended (an update, so no post_save): open
+# WebSockets listen for it through workflows.subscriptions and close.
+sessions_ended = Signal()
+
+
 def sessions_end_everywhere(user: User) -> None:
-    """End every session of `user` (each is refused at its next request)."""
+    """End every session of `user` (each is refused at its next request).
+
+    Side effect: sends `sessions_ended`."""
     User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
     user.refresh_from_db(fields=["session_generation"])
+    sessions_ended.send(sender=User, user=user)
     logger.info("all sessions ended for user %s (id %s)", user.username, user.pk)
 
 

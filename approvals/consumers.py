@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
+from typing import Any
+
+from django.utils import timezone
 
 from approvals import policies
 from approvals.models import ApprovalRequest
-from workflows.consumers import RelayConsumer
+from workflows.consumers import LiveConsumer
 from workflows.services import instance_channel_group
+from workflows.subscriptions import Subscription, delegation_next_edge
 
 
-def _group_if_visible(user: object, pk: int) -> list[str] | None:
-    request = ApprovalRequest.objects.filter(pk=pk).first()
-    if request is None or not policies.may_view(request, user):  # type: ignore[arg-type]
-        return None
-    return [instance_channel_group(request)]
+class RequestConsumer(LiveConsumer):
+    """/ws/requests/<pk>/: only for people who may see the request, and only while they may."""
 
-
-class RequestConsumer(RelayConsumer):
-    """/ws/requests/<pk>/: only for people who may see the request."""
-
-    async def groups_for_connection(self) -> list[str] | None:
+    def subscription_for(self, user: Any) -> Subscription | None:
         pk = int(self.scope["url_route"]["kwargs"]["pk"])
-        return await database_sync_to_async(_group_if_visible)(self.scope["user"], pk)
+        request = ApprovalRequest.objects.filter(pk=pk).first()
+        if request is None or not policies.may_view(request, user):
+            return None
+        # Who may view can change with a delegation starting or ending on its own.
+        edge = delegation_next_edge(user_id=user.pk, now=timezone.now())
+        return Subscription(streams=[instance_channel_group(request)], next_edge=edge)

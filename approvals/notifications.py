@@ -23,8 +23,10 @@ from accounts.models import User
 from approvals.actions import Action
 from approvals.models import ApprovalRequest, Notification, State
 from approvals.records import RequestRecord, request_record
-from workflows.models import AuditEntry, Handoff
+from workflows.models import AuditEntry, Handoff, OutboxEvent, Recipient
+from workflows.outbox import channel_event, outbox_write
 from workflows.records import HandoffRef, ReassignRecord
+from workflows.services import actor_ref
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,21 @@ def _told(request: ApprovalRequest, entry: AuditEntry, record: RequestRecord) ->
     return Told(_members(new_users, new_groups), _members(old_users, old_groups), request.requester_id)
 
 
+def _bell_event(notification: Notification, *, by: User | None) -> OutboxEvent:
+    """The live event of a new notification, on its recipient's private stream."""
+    return channel_event(
+        group=Recipient(user_id=notification.recipient_id).channel_group,
+        topic="notification.added",
+        payload={
+            "ref": notification.request.workflow_ref(),
+            "label": notification.request.reference,
+            "kind": notification.kind,
+            "text": notification.text,
+            "by": actor_ref(by),
+        },
+    )
+
+
 def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id: str) -> int:
     """Record (and mail, where there is an address) one notification per person concerned
     by audit entry `audit_seq`: whoever got work from it, whoever lost or passed on work,
@@ -180,7 +197,7 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
         body += f"\nOpen it: {link}\n"
         try:
             with transaction.atomic():
-                Notification.objects.create(
+                notification = Notification.objects.create(
                     recipient=person,
                     request=request,
                     event_id=event_id,
@@ -189,6 +206,8 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
                     subject=subject,
                     body=body,
                 )
+                # The bell of every open page of theirs changes at once (after commit).
+                outbox_write([_bell_event(notification, by=entry.actor)])
         except IntegrityError:
             continue  # this event was already delivered to this person
         if person.email:

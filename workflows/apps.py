@@ -6,5 +6,6 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Workflow engine"
 
     def ready(self) -> None:
-        # Imported in ready(): the checks read the models, which are loaded only now.
-        from workflows import checks  # noqa: F401, PLC0415  (registers system checks)
+        # Imported in ready(): they read the models, which are loaded only now; the checks
+        # register system checks, the subscriptions connect their signal receivers.
+        from workflows import checks, subscriptions  # noqa: F401, PLC0415

@@ -1,63 +1,215 @@
 """WebSocket consumers. They only relay what the service decided and committed.
 
-Every message carries the outbox event id; clients de-duplicate by it, because
-delivery is at least once.
+Protocol (JSON frames):
+- server `ready` {epoch, streams: {name: last seq}} once subscribed;
+- server `event` {stream, epoch, seq, event}: one numbered event of a stream (the event
+  carries the outbox event id; delivery is at least once, clients drop duplicates);
+- server `resync` {epoch, streams, reason}: re-render and start counting from `streams`
+  (the client was too far behind, the epoch changed, or what it may hear changed);
+- client `sync` {epoch, cursors: {name: last seq seen}}: send me what I missed;
+- client `ping`, server `pong`.
+Close codes: 4401 not signed in (or no longer), 4403 not allowed, 4404 no such endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from typing import Any
 
+import redis
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
 
-from workflows.models import Recipient
-from workflows.permissions import user_group_ids
+from workflows.live import Missed, control_group, streams_reader
+from workflows.subscriptions import Subscription, inbox_subscription, user_still_signed_in
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_TRY_AGAIN = 1013
+# Where the stream numbers live cannot be reached (Redis down or restarting).
+LIVE_STATE_DOWN = (redis.RedisError, OSError)
 
 
-class RelayConsumer(AsyncJsonWebsocketConsumer):
-    """Base: joins the groups `groups_for_connection` names and forwards relay events."""
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """Base: subscribes to the streams `subscription_for` allows, keeps that true while
+    the socket is open, and catches a reconnecting client up."""
 
-    joined: list[str]
+    streams: list[str]
+    user_id: int
+    _recheck_task: asyncio.Task[None] | None = None
 
-    async def groups_for_connection(self) -> list[str] | None:
-        """The channel groups to join, or None to refuse the connection (the default:
-        a consumer serves no one until it says whom)."""
+    def subscription_for(self, user: Any) -> Subscription | None:
+        """The streams `user` may hear on this socket, or None to refuse it (the default:
+        a consumer serves no one until it says whom). Runs in a worker thread (ORM)."""
         return None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        groups = await self.groups_for_connection()
-        if groups is None:
-            await self.close(code=4403)
+        subscription = await database_sync_to_async(self.subscription_for)(user)
+        if subscription is None:
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.joined = groups
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.user_id, self.streams = user.pk, []
+        await self.channel_layer.group_add(control_group(self.user_id), self.channel_name)
+        await self._follow(subscription.streams)
         await self.accept()
-        await self.send_json({"type": "ready", "groups": len(groups)})
+        try:
+            epoch, heads = await streams_reader().heads(self.streams)
+        except LIVE_STATE_DOWN:
+            # Redis is unreachable: the client reconnects later, with its cursors.
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        await self.send_json({"type": "ready", "epoch": epoch, "streams": heads})
+        self._recheck_task = asyncio.create_task(self._recheck_when_due(subscription))
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self._recheck_task is not None:
+            self._recheck_task.cancel()
+        if not hasattr(self, "user_id"):
+            return
+        await self.channel_layer.group_discard(control_group(self.user_id), self.channel_name)
+        await self._follow([])
+
+    async def _follow(self, streams: list[str]) -> None:
+        """Join the streams in `streams` not yet joined and leave the others."""
+        for stream in [s for s in self.streams if s not in streams]:
+            await self.channel_layer.group_discard(stream, self.channel_name)
+        for stream in [s for s in streams if s not in self.streams]:
+            await self.channel_layer.group_add(stream, self.channel_name)
+        self.streams = list(streams)
+
+    # --- from the client -------------------------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            content = json.loads(text_data or (bytes_data or b"").decode("utf-8", "replace"))
+        except ValueError:
+            await self.send_json({"type": "error", "field": "message", "detail": "Expected a JSON object."})
+            return
+        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        # Clients only listen; a ping keeps proxies from closing an idle socket.
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":  # keeps proxies from closing an idle socket
             await self.send_json({"type": "pong"})
+        elif kind == "sync":
+            try:
+                await self._catch_up(content)
+            except LIVE_STATE_DOWN:
+                await self.send_json(
+                    {"type": "error", "field": None, "detail": "Live state unavailable; sync again."}
+                )
+        else:
+            await self.send_json({"type": "error", "field": "type", "detail": "Expected 'sync' or 'ping'."})
+
+    async def _catch_up(self, content: dict[str, Any]) -> None:
+        """Send what the client missed since its cursors, or `resync` when that is gone."""
+        cursors = content.get("cursors")
+        if not isinstance(cursors, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in cursors.items()
+        ):
+            await self.send_json(
+                {
+                    "type": "error",
+                    "field": "cursors",
+                    "detail": "Expected an object of stream names to numbers.",
+                }
+            )
+            return
+        reader = streams_reader()
+        epoch, heads = await reader.heads(self.streams)
+        if content.get("epoch") != epoch:
+            await self._resync(epoch, heads, reason="epoch")
+            return
+        missed: list[Missed] = []
+        for stream, head in heads.items():
+            after = cursors.get(stream, head)  # a stream the client did not know: from now on
+            if after > head:
+                await self._resync(epoch, heads, reason="behind")
+                return
+            if after == head:
+                continue
+            found = await reader.since(stream, after, head)
+            if found is None:
+                await self._resync(epoch, heads, reason="behind")
+                return
+            missed += found
+        for item in missed:
+            await self.send_json(item.message(epoch))
+
+    async def _resync(self, epoch: str, heads: dict[str, int], *, reason: str) -> None:
+        await self.send_json({"type": "resync", "epoch": epoch, "streams": heads, "reason": reason})
+
+    # --- from the channel layer --------------------------------------------------------
 
     async def relay_event(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "event", "event": message["event"]})
+        stream = message.get("stream")
+        if stream is not None and stream not in self.streams:
+            return  # left that stream while the message was on its way
+        await self.send_json(
+            {
+                "type": "event",
+                "stream": stream,
+                "epoch": message.get("epoch"),
+                "seq": message.get("seq"),
+                "event": message["event"],
+            }
+        )
+
+    async def live_recheck(self, message: dict[str, Any]) -> None:
+        await self._recheck()
+
+    async def _recheck(self) -> Subscription | None:
+        """Re-read who this is and what they may hear; close or re-subscribe accordingly."""
+        user = await database_sync_to_async(user_still_signed_in)(
+            user_id=self.user_id, session=self.scope.get("session")
+        )
+        if user is None:
+            await self._follow([])
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return None
+        subscription = await database_sync_to_async(self.subscription_for)(user)
+        if subscription is None:
+            await self._follow([])
+            await self.close(code=CLOSE_FORBIDDEN)
+            return None
+        if set(subscription.streams) != set(self.streams):
+            await self._follow(subscription.streams)
+            epoch, heads = await streams_reader().heads(self.streams)
+            await self._resync(epoch, heads, reason="subscriptions")
+        return subscription
+
+    async def _recheck_when_due(self, subscription: Subscription | None) -> None:
+        """Re-check every LIVE_RECHECK_SECONDS, and just after a delegation edge."""
+        while subscription is not None:
+            wait = settings.LIVE_RECHECK_SECONDS
+            if subscription.next_edge is not None:
+                wait = min(wait, (subscription.next_edge - timezone.now()).total_seconds() + 0.05)
+            await asyncio.sleep(max(wait, 0.05))
+            with contextlib.suppress(Exception):  # a failed re-check is tried again next time
+                subscription = await self._recheck()
 
 
-class InboxConsumer(RelayConsumer):
-    """/ws/inbox/: everything that changes the connected user's or their groups' inboxes."""
+class InboxConsumer(LiveConsumer):
+    """/ws/inbox/: everything that changes the connected user's inbox."""
 
-    async def groups_for_connection(self) -> list[str] | None:
-        user = self.scope["user"]
-        group_ids = await database_sync_to_async(user_group_ids)(user)
-        recipients = [Recipient(user_id=user.pk)] + [Recipient(group_id=g) for g in sorted(group_ids)]
-        return [r.channel_group for r in recipients]
+    def subscription_for(self, user: Any) -> Subscription | None:
+        return inbox_subscription(user)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other /ws/ path: closed with 4404 instead of an error in the router."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

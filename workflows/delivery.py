@@ -24,22 +24,37 @@ import redis
 from asgiref.sync import async_to_sync
 from celery import current_app
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from kombu import serialization
 from kombu.exceptions import OperationalError
 
+from workflows import live
+from workflows.live import RELAY_MESSAGE_TYPE, memory_streams, stream_is_numbered
 from workflows.models import OutboxEvent
 
-_T = TypeVar("_T")
+__all__ = ["RELAY_MESSAGE_TYPE", "channel_send_now", "events_deliver"]
 
-RELAY_MESSAGE_TYPE = "relay.event"
+_T = TypeVar("_T")
 # What kombu raises when the broker cannot be reached (as opposed to one bad task).
 BROKER_UNREACHABLE = (OperationalError, ConnectionError, OSError, TimeoutError)
 
 
+def _event_body(event: OutboxEvent) -> dict[str, Any]:
+    return {"id": str(event.id), **event.payload}
+
+
 def _channel_message(event: OutboxEvent) -> dict[str, Any]:
-    return {"type": RELAY_MESSAGE_TYPE, "event": {"id": str(event.id), **event.payload}}
+    return {"type": RELAY_MESSAGE_TYPE, "event": _event_body(event)}
+
+
+def _numbered_message(event: OutboxEvent) -> dict[str, Any]:
+    """The message for a layer other than Redis pub/sub: numbered here, in this process
+    (the embedded mode, where this process also serves the sockets)."""
+    message = _channel_message(event)
+    if stream_is_numbered(event.destination):
+        epoch, seq = memory_streams.stamp(event.destination, message["event"])
+        message.update(stream=event.destination, epoch=epoch, seq=seq)
+    return message
 
 
 def _publish_task(event: OutboxEvent) -> None:
@@ -93,7 +108,7 @@ async def _group_send_each(layer: Any, events: list[OutboxEvent]) -> list[Except
     outcomes: list[Exception | None] = []
     for event in events:
         try:
-            await layer.group_send(event.destination, _channel_message(event))
+            await layer.group_send(event.destination, _numbered_message(event))
         except Exception as exc:  # recorded per event, as for any destination
             outcomes.append(exc)
         else:
@@ -137,6 +152,7 @@ class _Publisher:
     def __init__(self) -> None:
         self._client: redis.Redis | None = None
         self._key: tuple[int, str] = (0, "")
+        self._script: Any = None
 
     def client(self, url: str) -> redis.Redis:
         key = (os.getpid(), url)
@@ -145,7 +161,15 @@ class _Publisher:
                 url, socket_connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT, socket_timeout=5
             )
             self._key = key
+            self._script = None
         return self._client
+
+    def stamp_script(self) -> Any:
+        """workflows.live's stamp script on the current client (loaded on first use)."""
+        if self._script is None:
+            assert self._client is not None  # client() comes first
+            self._script = live.stamp_script(self._client)
+        return self._script
 
 
 _publisher = _Publisher()
@@ -154,27 +178,35 @@ _NAMES = BaseChannelLayer()
 
 
 def _pubsub_target(layer: Any) -> tuple[str, str] | None:
-    """(Redis URL, channel prefix) when `layer` is the pub/sub layer on one Redis."""
-    if not isinstance(layer, RedisPubSubChannelLayer):
-        return None
-    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
-    hosts = config.get("hosts") or []
-    if len(hosts) != 1 or not isinstance(hosts[0], str):
-        return None  # sharded or configured by dict: the layer's own group_send knows how
-    return hosts[0], config.get("prefix", "asgi")
+    """(Redis URL, channel prefix) when this process can publish the layer's messages and
+    number them in Redis itself (workflows.live)."""
+    return live.pubsub_target(layer) if live.numbered_in_redis(layer) else None
+
+
+# A channel message ready for Redis: PUBLISHed as is (bytes), or numbered, logged and
+# published by workflows.live's stamp script (its KEYS and ARGV).
+Stamped = tuple[list[str], list[Any]]
+ChannelOut = tuple[OutboxEvent, str, bytes | Stamped]
 
 
 def _publish_pipelined(
-    *, url: str, channel: list[tuple[OutboxEvent, str, bytes]], tasks: list[OutboxEvent]
+    *, url: str, channel: list[ChannelOut], tasks: list[OutboxEvent]
 ) -> list[Exception | None]:
-    """PUBLISH channel messages and, where the broker is this same Redis, LPUSH task
-    messages: one round trip for all. A task whose message cannot be built fails alone;
-    a Redis failure fails them all. Outcomes: channel events first, then tasks."""
+    """PUBLISH channel messages (numbering those of live streams in the same script call)
+    and, where the broker is this same Redis, LPUSH task messages: one round trip for all.
+    A task whose message cannot be built fails alone; a Redis failure fails them all.
+    Outcomes: channel events first, then tasks."""
     outcomes: list[Exception | None] = [None] * (len(channel) + len(tasks))
-    pipe = _publisher.client(url).pipeline(transaction=False)
+    client = _publisher.client(url)
+    pipe = client.pipeline(transaction=False)
+    script = _publisher.stamp_script() if any(not isinstance(m, bytes) for _, _, m in channel) else None
     queued = []
     for index, (_, key, message) in enumerate(channel):
-        pipe.publish(key, message)
+        if isinstance(message, bytes):
+            pipe.publish(key, message)
+        else:
+            assert script is not None  # made above for any numbered message
+            script(keys=message[0], args=message[1], client=pipe)
         queued.append(index)
     for offset, event in enumerate(tasks, start=len(channel)):
         try:
@@ -197,16 +229,21 @@ def _publish_pipelined(
 
 def _pubsub_messages(
     layer: Any, prefix: str, events: list[OutboxEvent]
-) -> tuple[list[tuple[OutboxEvent, str, bytes]], dict[UUID, Exception]]:
-    """Each channel event as the pub/sub layer publishes it: (event, Redis channel, bytes);
-    and the events the layer would refuse (a bad group name, an unserialisable message)."""
-    ready, refused = [], {}
+) -> tuple[list[ChannelOut], dict[UUID, Exception]]:
+    """Each channel event as the pub/sub layer publishes it: (event, Redis channel, bytes or
+    the stamp script's arguments); and the events the layer would refuse (a bad group name,
+    an unserialisable message)."""
+    ready: list[ChannelOut] = []
+    refused: dict[UUID, Exception] = {}
     for event in events:
         try:
             _NAMES.require_valid_group_name(event.destination)
-            ready.append(
-                (event, f"{prefix}__group__{event.destination}", layer.serialize(_channel_message(event)))
-            )
+            key = f"{prefix}__group__{event.destination}"
+            if stream_is_numbered(event.destination):
+                stamped = live.stamp_args(prefix=prefix, stream=event.destination, event=_event_body(event))
+                ready.append((event, key, stamped))
+            else:
+                ready.append((event, key, layer.serialize(_channel_message(event))))
         except Exception as exc:  # this event's own fault: recorded for it alone
             refused[event.id] = exc
     return ready, refused
@@ -278,3 +315,29 @@ def events_deliver(events: list[OutboxEvent]) -> list[Exception | None]:
         tasks = []
     outcome.update(_publish_tasks(tasks))
     return [outcome[e.id] for e in events]
+
+
+def channel_send_now(*, groups: list[str], message: dict[str, Any]) -> None:
+    """Send one un-numbered control message to Channels groups now (not through the
+    outbox: a control message lost while Redis is down is covered by the sockets'
+    periodic re-check). Raises when the layer cannot be reached."""
+    layer = get_channel_layer()
+    if layer is None or not groups:
+        return
+    target = _pubsub_target(layer)
+    if target is not None:
+        url, prefix = target
+        pipe = _publisher.client(url).pipeline(transaction=False)
+        for group in groups:
+            pipe.publish(f"{prefix}__group__{group}", layer.serialize(message))
+        pipe.execute()
+        return
+
+    async def send_each() -> None:
+        for group in groups:
+            await layer.group_send(group, message)
+
+    if isinstance(layer, InMemoryChannelLayer):
+        async_to_sync(send_each)()
+    else:
+        _sender_loop.run(send_each())

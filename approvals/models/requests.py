@@ -158,6 +158,9 @@ class ApprovalRequest(WorkflowModel):
     def reference(self) -> str:
         return f"REQ-{self.pk}"
 
+    def workflow_label(self) -> str:
+        return self.reference
+
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES or self.in_fulfilment

@@ -305,6 +305,14 @@ else:
         }
     }
 
+# Live streams (workflows.live): each stream keeps its last LIVE_LOG_LENGTH events for at
+# most LIVE_LOG_SECONDS, so a client that reconnects within them catches up event by
+# event; further behind, it re-renders. Open sockets re-check what they may hear when
+# membership changes, at the next delegation start or end, and every LIVE_RECHECK_SECONDS.
+LIVE_LOG_LENGTH = int(os.environ.get("LIVE_LOG_LENGTH", "200"))
+LIVE_LOG_SECONDS = float(os.environ.get("LIVE_LOG_SECONDS", "900"))
+LIVE_RECHECK_SECONDS = float(os.environ.get("LIVE_RECHECK_SECONDS", "60"))
+
 # Celery: Redis when REDIS_URL is set (or CELERY_BROKER_URL), else kombu's filesystem
 # transport in VAR_DIR so the embedded mode needs no broker server.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//")

@@ -151,8 +151,13 @@ def test_a_change_reaches_a_websocket_served_by_another_process(
         open_timeout=10,
     ) as socket:
         ready = json.loads(socket.recv(timeout=10))
-        # their own inbox, and the inboxes of their two groups (the approvers role, the reviewers)
-        assert ready == {"type": "ready", "groups": 3}
+        # their own stream, and the streams of their two groups (the approvers role, the
+        # reviewers), each at the number of its last event
+        assert ready["type"] == "ready"
+        assert ready["epoch"]
+        assert len(ready["streams"]) == 3
+        group_stream = f"inbox.group.{approver_group.pk}"
+        assert {f"inbox.user.{approver.pk}", group_stream} <= set(ready["streams"])
 
         # when a requester submits a request in this process
         request = make_request(requester=requester, request_type=request_type)
@@ -160,6 +165,9 @@ def test_a_change_reaches_a_websocket_served_by_another_process(
         # then the approver's socket in the other process receives the event within seconds
         message = _receive_event_for(socket, request.workflow_ref(), timeout=5)
     event = message["event"]
+    # numbered on the group's stream, next after the number it was ready at
+    assert (message["stream"], message["seq"]) == (group_stream, ready["streams"][group_stream] + 1)
+    assert event["by"] == {"id": requester.pk, "name": requester.display_name}
     assert event["action"] == "submit"
     assert event["state"] == "in_review"
     assert event["topic"] == "instance.transitioned"

@@ -102,3 +102,7 @@ class WorkflowModel(FSMModelMixin, models.Model):
     def workflow_ref(self) -> str:
         """A stable reference used in events and the audit trail: 'app.model:pk'."""
         return f"{self._meta.label_lower}:{self.pk}"
+
+    def workflow_label(self) -> str:
+        """What people call this instance in a sentence ("Alex approved REQ-12")."""
+        return self.workflow_ref()

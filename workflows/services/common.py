@@ -165,12 +165,29 @@ def instance_channel_group(instance: WorkflowModel) -> str:
     return f"instance.{instance._meta.app_label}.{instance._meta.model_name}.{instance.pk}"
 
 
+def actor_ref(actor: User | None) -> dict[str, Any] | None:
+    """Who made a change, as live events name them ("Alex approved REQ-12"); None: the system."""
+    if actor is None:
+        return None
+    return {"id": actor.pk, "name": actor.display_name}
+
+
 def events_for_change(
-    *, instance: WorkflowModel, recipients: list[Recipient], topic: str, detail: dict[str, Any]
+    *,
+    instance: WorkflowModel,
+    recipients: list[Recipient],
+    topic: str,
+    detail: dict[str, Any],
+    actor: User | None,
 ) -> list[OutboxEvent]:
-    """One live event per person or group concerned, plus one for the instance's watchers."""
+    """One live event per person or group concerned, plus one for the instance's watchers.
+
+    Each names its actor (`by`), so a page tells who did what and the actor's own page
+    shows no notice for their own action."""
     payload = {
         "ref": instance.workflow_ref(),
+        "label": instance.workflow_label(),
+        "by": actor_ref(actor),
         "state": instance.state,
         "version": instance.version,
         "audit_seq": instance.audit_seq,

@@ -75,6 +75,7 @@ def instance_create(
                 recipients=workflow.audience(instance),
                 topic="instance.created",
                 detail={"action": "create"},
+                actor=person,
             )
         else:
             method = getattr(instance, then, None)

@@ -79,6 +79,7 @@ def _record(
         recipients=recipients + workflow.audience(instance),
         topic="handoff.changed",
         detail={"action": action, **data},
+        actor=actor,
     )
     events += [
         task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq})

@@ -68,6 +68,7 @@ def instance_note(
             recipients=[r for h in holders for r in recipients_of(h)] + workflow.audience(instance),
             topic="instance.noted",
             detail={"action": action},
+            actor=actor,
         )
         if task is not None:
             events.append(task_event(task=task.name, kwargs={**task.kwargs, "audit_seq": entry.seq}))

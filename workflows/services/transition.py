@@ -207,6 +207,7 @@ def step_apply(
         recipients=recipients,
         topic="instance.transitioned",
         detail={"action": step.name, "source": step.source, "target": instance.state},
+        actor=person,
     )
     # Tasks learn which audit entry caused them, so they describe exactly that change.
     events += [task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq}) for t in effects.tasks]
