@@ -111,6 +111,9 @@ class ApprovalRequest(WorkflowModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
+    # Where its decision is POSTed (a signed webhook), on a host the administrator allowed
+    # (WEBHOOK_CALLBACK_HOSTS); checked by workflows.webhooks.services.callback_url_clean.
+    callback_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         permissions = [

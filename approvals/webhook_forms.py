@@ -1,0 +1,31 @@
+"""The forms of the webhook pages. They only turn posted text into values; the rules
+(https, allowed hosts, known event types) are workflows.webhooks.services', whose errors
+are shown beside the fields they name."""
+
+from __future__ import annotations
+
+from django import forms
+
+from approvals.forms import ServiceErrorsMixin
+from workflows.models import WebhookEventType
+from workflows.webhooks.services import DESCRIPTION_MAX, URL_MAX
+
+
+class WebhookSubscriptionForm(ServiceErrorsMixin):
+    """Where to POST, which events, and (when editing) whether it is switched on."""
+
+    target_url = forms.CharField(
+        max_length=URL_MAX,
+        label="Endpoint URL",
+        help_text="Where Baton POSTs each event (https://…).",
+        error_messages={"required": "Say where to send the events (an https:// URL)."},
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/baton"}),
+    )
+    description = forms.CharField(max_length=DESCRIPTION_MAX, required=False, label="Description")
+    event_types = forms.MultipleChoiceField(
+        choices=WebhookEventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Events",
+        error_messages={"required": "Choose at least one event type."},
+    )
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (send events)")
