@@ -1,0 +1,196 @@
+"""Which webhook deliveries a request's lifecycle writes, and for whom: each event type at
+its step, only to subscribers who may see the request, in the transition's own
+transaction; a request's own callback URL on an allowed host, signed with the
+deployment's callback secret."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from django.db import transaction
+
+from approvals.models import ApprovalRequest
+from approvals.services import request_act, request_create
+from tests.approvals.conftest import World
+from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
+from workflows import errors
+from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
+from workflows.webhooks.events import DELIVER_TASK
+from workflows.webhooks.services import callback_secret, webhook_subscription_create
+
+pytestmark = pytest.mark.django_db
+
+ALL_TYPES = list(WebhookEventType.values)
+HOOK = "https://hooks.example.com/baton"
+
+
+def _subscribe_everyone(world: World, roles: tuple[str, ...]) -> None:
+    for role in roles:
+        webhook_subscription_create(owner=world.user(role), target_url=HOOK, event_types=ALL_TYPES)
+
+
+def _types_by_owner(request: ApprovalRequest) -> dict[str, Counter[str]]:
+    found: dict[str, Counter[str]] = {}
+    for owner, event_type in WebhookDelivery.objects.filter(instance_ref=request.workflow_ref()).values_list(
+        "subscription__owner__username", "event_type"
+    ):
+        found.setdefault(owner, Counter())[event_type] += 1
+    return found
+
+
+def test_a_submission_reaches_only_subscribers_who_may_see_the_request(world: World):
+    # given everyone of every role subscribed to every event
+    roles = ("requester", "approver", "other_approver", "manager", "auditor", "outsider")
+    _subscribe_everyone(world, roles)
+
+    # when the requester submits a request (reviewed by the approver's group)
+    request = world.new_request()
+
+    # then the requester, its reviewer, and those who see every request get it; the
+    # approver of another group and the outsider get nothing
+    by_owner = _types_by_owner(request)
+    assert set(by_owner) == {"rita", "alex", "maria", "audrey"}
+    # and each of them gets the submission, the action and the handoff it opened, once
+    expected = Counter(
+        {
+            WebhookEventType.ACTION_TAKEN.value: 1,
+            WebhookEventType.REQUEST_SUBMITTED.value: 1,
+            WebhookEventType.HANDOFF_OPENED.value: 1,
+        }
+    )
+    assert all(types == expected for types in by_owner.values()), by_owner
+    # and each delivery has its outbox task event
+    ids = {str(pk) for pk in WebhookDelivery.objects.values_list("pk", flat=True)}
+    queued = {
+        e.payload["kwargs"]["delivery_id"] for e in OutboxEvent.objects.filter(destination=DELIVER_TASK)
+    }
+    assert queued == ids
+
+
+def test_a_decision_is_sent_as_decided_and_only_for_the_chosen_types(world: World):
+    # given the requester subscribed to decisions only
+    webhook_subscription_create(
+        owner=world.user("requester"), target_url=HOOK, event_types=[WebhookEventType.REQUEST_DECIDED.value]
+    )
+    request = world.new_request()
+    assert not WebhookDelivery.objects.exists()
+
+    # when the approver approves it
+    request_act(request_id=request.pk, action="approve", actor=world.user("approver"))
+
+    # then one delivery says it was decided, with who did it and the new state
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_type == WebhookEventType.REQUEST_DECIDED.value
+    data = delivery.payload["data"]
+    assert (data["state"], data["action"], data["actor"], data["ref"]) == (
+        "approved",
+        "approve",
+        "alex",
+        request.reference,
+    )
+    assert delivery.payload["type"] == WebhookEventType.REQUEST_DECIDED.value
+
+
+def test_deliveries_roll_back_with_their_transition(world: World):
+    # given a subscriber, and a request in review
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    request = world.new_request()
+    before = WebhookDelivery.objects.count()
+
+    # when the approval's transaction rolls back after the transition
+    def approve_then_fail() -> None:
+        with transaction.atomic():
+            request_act(request_id=request.pk, action="approve", actor=world.user("approver"))
+            raise RuntimeError("the caller failed after the transition")
+
+    with pytest.raises(RuntimeError):
+        approve_then_fail()
+
+    # then no delivery of it was left behind
+    assert WebhookDelivery.objects.count() == before
+
+
+def test_a_callback_url_on_a_host_not_allowed_is_refused_naming_the_field(settings, world: World):
+    settings.WEBHOOK_CALLBACK_HOSTS = ["callbacks.example.com"]
+    with pytest.raises(errors.InvalidInput) as refused:
+        request_create(
+            requester=world.user("requester"),
+            request_type=world.request_type,
+            title="Deploy",
+            callback_url="https://evil.example.net/hook",
+        )
+    assert "callback_url" in refused.value.field_errors
+    assert "evil.example.net" in refused.value.field_errors["callback_url"][0]
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_request_s_own_callback_hears_its_decision_signed_with_the_callback_secret(
+    settings, django_capture_on_commit_callbacks, world: World
+):
+    settings.WEBHOOK_CALLBACK_HOSTS = ["127.0.0.1"]
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    with WebhookReceiver(secrets=[callback_secret()]) as receiver:
+        # given a request that carries its own callback URL
+        with django_capture_on_commit_callbacks(execute=True):
+            request = request_create(
+                requester=world.user("requester"),
+                request_type=world.request_type,
+                title="Deploy",
+                callback_url=receiver.url,
+            )
+        # then its submission is not sent there (only its outcome is)
+        assert webhook_tasks_run() == []
+
+        # when it is rejected
+        with django_capture_on_commit_callbacks(execute=True):
+            request_act(request_id=request.pk, action="reject", actor=world.user("approver"), comment="No")
+        assert webhook_tasks_run() == ["delivered"]
+
+        # then the callback got the decision, verified with the deployment's callback secret
+        [received] = receiver.received
+        assert received.verified_by == [0]
+        assert received.payload["type"] == WebhookEventType.REQUEST_DECIDED.value
+        assert received.payload["data"]["state"] == "rejected"
+        assert received.path == "/hooks/baton"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://hooks.example.com/x", "Use https://"),
+        ("https://user:pw@hooks.example.com/x", "user name or password"),
+        ("not a url", "valid http(s) URL"),
+        ("", "A URL is required"),
+    ],
+)
+def test_a_subscription_to_a_bad_url_is_refused_naming_the_field(world: World, url: str, problem: str):
+    with pytest.raises(errors.InvalidInput) as refused:
+        webhook_subscription_create(owner=world.user("approver"), target_url=url, event_types=ALL_TYPES)
+    assert problem in refused.value.field_errors["target_url"][0]
+    assert not world.user("approver").webhook_subscriptions.exists()
+
+
+def test_a_subscription_needs_known_event_types(world: World):
+    with pytest.raises(errors.InvalidInput) as refused:
+        webhook_subscription_create(
+            owner=world.user("approver"), target_url=HOOK, event_types=["request.eaten"]
+        )
+    assert "request.eaten" in refused.value.field_errors["event_types"][0]
+    with pytest.raises(errors.InvalidInput) as empty:
+        webhook_subscription_create(owner=world.user("approver"), target_url=HOOK, event_types=[])
+    assert empty.value.field_errors["event_types"] == ["Choose at least one event type."]
+
+
+def test_plain_http_is_allowed_only_to_the_configured_hosts(settings, world: World):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    made = webhook_subscription_create(
+        owner=world.user("approver"), target_url="http://127.0.0.1:8999/hook", event_types=ALL_TYPES
+    )
+    assert made.subscription.target_url == "http://127.0.0.1:8999/hook"
+    assert made.secret.startswith("whsec_")
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    with pytest.raises(errors.InvalidInput):
+        webhook_subscription_create(
+            owner=world.user("approver"), target_url="http://127.0.0.1:8999/hook", event_types=ALL_TYPES
+        )
