@@ -6,9 +6,11 @@ deployment's callback secret."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from approvals.services import request_act, request_create
@@ -16,7 +18,9 @@ from tests.approvals.conftest import World
 from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
 from workflows import errors
 from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
+from workflows.services import handoff_reassign
 from workflows.webhooks.events import DELIVER_TASK
+from workflows.webhooks.sending import webhook_deliveries_resume
 from workflows.webhooks.services import callback_secret, webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -194,3 +198,50 @@ def test_plain_http_is_allowed_only_to_the_configured_hosts(settings, world: Wor
         webhook_subscription_create(
             owner=world.user("approver"), target_url="http://127.0.0.1:8999/hook", event_types=ALL_TYPES
         )
+
+
+def test_a_reassignment_tells_the_new_holder_s_subscription_that_a_handoff_opened(world: World):
+    # given the approver of another group subscribed to opened handoffs, and a request
+    # they cannot see yet
+    webhook_subscription_create(
+        owner=world.user("other_approver"),
+        target_url=HOOK,
+        event_types=[WebhookEventType.HANDOFF_OPENED.value],
+    )
+    request = world.new_request()
+    assert not WebhookDelivery.objects.exists()
+
+    # when a manager hands the request's review to them
+    handoff_reassign(
+        handoff_id=world.open_handoff(request).pk,
+        actor=world.user("manager"),
+        to_user=world.user("other_approver"),
+        reason="Alex is away",
+    )
+
+    # then they hear of the handoff opened for them
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_type == WebhookEventType.HANDOFF_OPENED.value
+    [opened] = delivery.payload["data"]["handoffs_opened"]
+    assert opened["assignee"] == "fiona"
+    assert delivery.payload["data"]["action"] == "reassign"
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again(world: World):
+    # given a pending delivery long overdue (its worker died and its task is gone)
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    world.new_request()
+    stuck = WebhookDelivery.objects.filter(event_type=WebhookEventType.REQUEST_SUBMITTED.value).get()
+    WebhookDelivery.objects.exclude(pk=stuck.pk).update(status=WebhookDelivery.Status.DELIVERED)
+    WebhookDelivery.objects.filter(pk=stuck.pk).update(next_attempt_at=timezone.now() - timedelta(hours=1))
+    OutboxEvent.objects.all().delete()
+
+    # when the sweep runs
+    assert webhook_deliveries_resume(overdue=timedelta(minutes=10)) == 1
+
+    # then its task is due in the outbox again, and nothing else is
+    [event] = OutboxEvent.objects.all()
+    assert event.destination == DELIVER_TASK
+    assert event.payload["kwargs"] == {"delivery_id": str(stuck.pk)}
+    assert event.status == OutboxEvent.Status.PENDING
+    assert event.available_at <= timezone.now()
