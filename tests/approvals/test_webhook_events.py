@@ -14,12 +14,14 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from approvals.services import request_act, request_create
+from approvals.webhooks import REQUEST_WEBHOOKS
 from tests.approvals.conftest import World
 from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
 from workflows import errors
 from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
 from workflows.services import handoff_reassign
 from workflows.webhooks.events import DELIVER_TASK
+from workflows.webhooks.registry import StepFacts
 from workflows.webhooks.sending import webhook_deliveries_resume
 from workflows.webhooks.services import callback_secret, webhook_subscription_create
 
@@ -245,3 +247,24 @@ def test_a_delivery_whose_task_was_lost_is_queued_again(world: World):
     assert event.payload["kwargs"] == {"delivery_id": str(stuck.pk)}
     assert event.status == OutboxEvent.Status.PENDING
     assert event.available_at <= timezone.now()
+
+
+@pytest.mark.parametrize(
+    ("action", "source", "target", "expected"),
+    [
+        ("escalate", "in_review", "in_review", {"action.taken", "request.escalated"}),
+        ("expire", "in_review", "expired", {"action.taken", "request.expired"}),
+        ("approve", "in_review", "in_review", {"action.taken"}),  # one stage of several
+        ("request_changes", "in_review", "changes_requested", {"action.taken", "request.decided"}),
+        ("resubmit", "changes_requested", "in_review", {"action.taken", "request.submitted"}),
+        ("withdraw", "in_review", "withdrawn", {"action.taken"}),
+    ],
+)
+def test_each_lifecycle_step_is_the_event_types_it_means(
+    world: World, action: str, source: str, target: str, expected: set[str]
+):
+    # The SLA timers' actions (escalate, expire) are named by their audit names.
+    step = StepFacts(
+        instance=world.in_review, action=action, source=source, target=target, actor=None, audit_seq=1
+    )
+    assert set(REQUEST_WEBHOOKS.event_types(step)) == expected
