@@ -15,7 +15,7 @@ from approvals.models import RequestType
 from approvals.services import request_act
 from tests.factories import make_request
 from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
-from workflows import outbox
+from workflows import errors, outbox
 from workflows.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEventType
 from workflows.outbox import RelayResult
 from workflows.webhooks.events import DELIVER_TASK
@@ -253,3 +253,38 @@ def test_a_switched_off_subscription_gets_nothing_and_its_pending_delivery_dies(
         assert WebhookDelivery.objects.count() == 1
         assert receiver.received == []
         assert WebhookAttempt.objects.get().error == "The subscription is switched off."
+
+
+def test_a_name_resolving_to_an_internal_address_is_never_connected_to(
+    settings, django_capture_on_commit_callbacks, approver: User, requester: User, request_type: RequestType
+):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    with WebhookReceiver(secrets=[]) as receiver:
+        # given no host allowed beyond the public internet, and an https endpoint whose name
+        # resolves to this machine (as a DNS record pointing inwards would)
+        settings.WEBHOOK_ALLOWED_HOSTS = []
+        port = receiver.url.split(":")[2].split("/")[0]
+        webhook_subscription_create(
+            owner=approver, target_url=f"https://localhost:{port}/hooks", event_types=[SUBMITTED]
+        )
+        # when a request is submitted and every attempt runs
+        with django_capture_on_commit_callbacks(execute=True):
+            make_request(requester=requester, request_type=request_type)
+        assert webhook_tasks_run() == ["retry", "dead"]
+
+        # then nothing reached the receiver, and the log says why
+        assert receiver.received == []
+        attempt = WebhookAttempt.objects.first()
+        assert attempt is not None
+        assert "resolves to an internal address" in attempt.error
+        assert "127.0.0.1" in attempt.error
+
+
+@pytest.mark.parametrize(
+    "url", ["https://10.1.2.3/hook", "https://169.254.169.254/latest", "https://[::1]/x"]
+)
+def test_an_internal_address_is_refused_when_subscribing(settings, approver: User, url: str):
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    with pytest.raises(errors.InvalidInput) as refused:
+        webhook_subscription_create(owner=approver, target_url=url, event_types=[SUBMITTED])
+    assert "internal address" in refused.value.field_errors["target_url"][0]

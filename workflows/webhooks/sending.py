@@ -28,7 +28,7 @@ from django.utils import timezone
 from workflows import sql
 from workflows.models import OutboxEvent, WebhookAttempt, WebhookDelivery
 from workflows.webhooks.events import deliver_event
-from workflows.webhooks.services import signing_secrets
+from workflows.webhooks.services import address_problem, signing_secrets
 from workflows.webhooks.signing import signature_header
 
 EXCERPT_MAX = 1000
@@ -75,8 +75,12 @@ class _Response:
 
 
 def _post(url: str, *, body: bytes, headers: dict[str, str]) -> _Response:
-    """POST `body` to `url` (no redirects followed); never raises for network trouble."""
+    """POST `body` to `url` (no redirects followed, never to an internal address); never
+    raises for network trouble."""
     parts = urlsplit(url)
+    refused = address_problem(parts.hostname or "")
+    if refused:
+        return _Response(None, "", refused, 0)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -53,9 +55,36 @@ def url_problem(url: str, *, required_hosts: list[str] | None = None) -> str | N
     plain_ok = [h.lower() for h in settings.WEBHOOK_ALLOWED_HOSTS]
     if parts.scheme != "https" and host not in plain_ok:
         return "Use https:// (plain http is allowed only to the hosts the administrator configured)."
+    if host not in plain_ok and _internal_ip(host):
+        return f"{host} is an internal address; webhooks go only to public hosts."
     if required_hosts is not None and host not in [h.lower() for h in required_hosts]:
         allowed = ", ".join(required_hosts) or "none are configured"
         return f"The host {host} is not allowed for callbacks (allowed: {allowed})."
+    return None
+
+
+def _internal_ip(address: str) -> bool:
+    """Whether `address` is an IP literal of this machine or a private network."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return not ip.is_global
+
+
+def address_problem(host: str) -> str | None:
+    """Why a delivery must not connect to `host` now, or None: a name that resolves to an
+    internal address (a private network, this machine, link-local cloud metadata) unless
+    the administrator allowed the host. Checked at each attempt, as DNS answers change."""
+    if host.lower() in [h.lower() for h in settings.WEBHOOK_ALLOWED_HOSTS]:
+        return None
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except OSError as exc:
+        return f"{host} does not resolve: {exc}"
+    internal = sorted(a for a in found if _internal_ip(str(a)))
+    if internal:
+        return f"{host} resolves to an internal address ({', '.join(map(str, internal))}); not sent."
     return None
 
 
