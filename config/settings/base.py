@@ -328,6 +328,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
     "webhook-resume": {"task": "workflows.webhook_resume", "schedule": 300.0},
+    "webhook-purge": {"task": "workflows.webhook_purge", "schedule": 86400.0},
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
@@ -364,6 +365,8 @@ WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
 WEBHOOK_SECRET_OVERLAP = float(os.environ.get("WEBHOOK_SECRET_OVERLAP", str(24 * 3600)))
 # A pending delivery this many seconds overdue has lost its task: beat queues it again.
 WEBHOOK_RESUME_AFTER = float(os.environ.get("WEBHOOK_RESUME_AFTER", "600"))
+# Delivered and dead deliveries (and their attempts) are kept this long in the log.
+WEBHOOK_KEEP_DAYS = int(os.environ.get("WEBHOOK_KEEP_DAYS", "30"))
 
 # The Ed25519 key that signs audit checkpoints, kept outside the database: the PEM itself
 # (AUDIT_SIGNING_KEY) or a file holding it (AUDIT_SIGNING_KEY_FILE). Without either,

@@ -24,6 +24,7 @@ from workflows.webhooks.events import DELIVER_TASK
 from workflows.webhooks.registry import StepFacts
 from workflows.webhooks.sending import webhook_deliveries_resume
 from workflows.webhooks.services import callback_secret, webhook_subscription_create
+from workflows.webhooks.tasks import webhook_purge_task
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +269,23 @@ def test_each_lifecycle_step_is_the_event_types_it_means(
         instance=world.in_review, action=action, source=source, target=target, actor=None, audit_seq=1
     )
     assert set(REQUEST_WEBHOOKS.event_types(step)) == expected
+
+
+def test_old_finished_deliveries_are_purged_and_pending_ones_kept(world: World):
+    # given a delivered, a dead and a pending delivery, all 40 days old, and a fresh one
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    world.new_request()
+    world.new_request(title="Fresh")
+    old, dead, pending, fresh = WebhookDelivery.objects.order_by("created_at", "event_type")[:4]
+    long_ago = timezone.now() - timedelta(days=40)
+    WebhookDelivery.objects.filter(pk__in=[old.pk, dead.pk, pending.pk]).update(created_at=long_ago)
+    WebhookDelivery.objects.filter(pk__in=[old.pk, fresh.pk]).update(status=WebhookDelivery.Status.DELIVERED)
+    WebhookDelivery.objects.filter(pk=dead.pk).update(status=WebhookDelivery.Status.DEAD)
+
+    # when the daily purge runs with a 30-day window
+    webhook_purge_task()
+
+    # then the old finished ones are gone; the pending and the fresh one stay
+    left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert {old.pk, dead.pk} & left == set()
+    assert {pending.pk, fresh.pk} <= left

@@ -190,3 +190,12 @@ def webhook_deliveries_resume(*, overdue: timedelta) -> int:
         with transaction.atomic():
             sql.rows_insert(events)
     return len(stuck)
+
+
+def webhook_deliveries_purge(*, older_than: timedelta) -> int:
+    """Delete finished deliveries (delivered or dead) made more than `older_than` ago, with
+    their attempts; pending ones stay whatever their age. Returns how many."""
+    cutoff = timezone.now() - older_than
+    finished = [WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.DEAD]
+    deleted, _ = WebhookDelivery.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+    return deleted
