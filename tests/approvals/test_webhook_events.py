@@ -9,13 +9,17 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from approvals.delegations import delegation_create
 from approvals.models import ApprovalRequest
+from approvals.policies import may_view
 from approvals.services import request_act, request_create
-from approvals.webhooks import REQUEST_WEBHOOKS
-from tests.approvals.conftest import World
+from approvals.webhooks import REQUEST_WEBHOOKS, may_view_among
+from tests.approvals.conftest import ROLES, World
+from tests.factories import UserFactory
 from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
 from workflows import errors
 from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
@@ -289,3 +293,47 @@ def test_old_finished_deliveries_are_purged_and_pending_ones_kept(world: World):
     left = set(WebhookDelivery.objects.values_list("pk", flat=True))
     assert {old.pk, dead.pk} & left == set()
     assert {pending.pk, fresh.pk} <= left
+
+
+def test_who_may_see_a_request_among_many_agrees_with_the_request_page(world: World):
+    # given requests in several states, one with a handoff closed by the approver, and a
+    # delegate standing in for the approver
+    delegate = UserFactory.create(username="dora")
+    delegation_create(
+        actor=world.user("approver"),
+        delegator=world.user("approver"),
+        delegate=delegate,
+        starts_at=timezone.now() - timedelta(days=1),
+        ends_at=timezone.now() + timedelta(days=1),
+        scope=[],
+        reason="Holiday",
+    )
+    people = [world.user(role) for role in ROLES if role != "anonymous"] + [delegate]
+    for request in (world.in_review, world.draft, world.changes_requested):
+        # then the bulk answer is exactly the page's, person by person
+        expected = {p.pk for p in people if may_view(request, p)}
+        assert may_view_among(request, people) == expected
+    assert delegate.pk in may_view_among(world.in_review, people)
+
+
+def test_many_subscribers_cost_a_transition_a_constant_number_of_statements(world: World):
+    # given two requests in review, one subscriber who may see them and one who may not
+    first, second = world.new_request(title="First"), world.new_request(title="Second")
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    webhook_subscription_create(owner=world.user("outsider"), target_url=HOOK, event_types=ALL_TYPES)
+    with CaptureQueriesContext(connection) as one:
+        request_act(request_id=first.pk, action="withdraw", actor=world.user("requester"))
+
+    # when thirty more subscribe who may not see them either, and the second is withdrawn
+    for i in range(30):
+        webhook_subscription_create(
+            owner=UserFactory.create(username=f"sub{i}"), target_url=HOOK, event_types=ALL_TYPES
+        )
+    with CaptureQueriesContext(connection) as many:
+        request_act(request_id=second.pk, action="withdraw", actor=world.user("requester"))
+
+    # then the same step cost no more statements than with two subscribers, and only the
+    # requester's subscription got deliveries
+    assert len(many.captured_queries) <= len(one.captured_queries), [q["sql"] for q in many.captured_queries]
+    owners = set(WebhookDelivery.objects.values_list("subscription__owner__username", flat=True))
+    assert owners == {"rita"}
