@@ -85,11 +85,20 @@ def _detail(
 ) -> HttpResponse:
     wanted = request.GET.get("status", "")
     status_filter = wanted if wanted in WebhookDelivery.Status.values else None
+    try:
+        log = selectors.webhook_deliveries_of(
+            subscription=subscription, status=status_filter, cursor=request.GET.get("cursor") or None
+        )
+    except errors.InvalidInput as exc:
+        messages.error(request, f"{exc.detail} Showing the newest deliveries.")
+        log = selectors.webhook_deliveries_of(subscription=subscription, status=status_filter)
+        status = exc.http_status
     context: dict[str, Any] = {
         "subscription": subscription,
         "form": form,
         "secret": _secret_once(request, subscription.pk),
-        "deliveries": selectors.webhook_deliveries_of(subscription=subscription, status=status_filter),
+        "deliveries": log.rows,
+        "next_cursor": log.next_cursor,
         "status_filter": status_filter or "",
         "statuses": WebhookDelivery.Status.choices,
     }

@@ -176,3 +176,44 @@ def test_nobody_else_reaches_a_subscription_or_its_log(
     # and their own list does not show it
     if role != "anonymous":
         assert HOOK not in client.get(reverse("approvals:webhooks")).content.decode()
+
+
+def test_the_log_pages_by_keyset_in_a_constant_number_of_queries(
+    world: World, client_as: Callable[[str], Client], django_assert_max_num_queries
+):
+    # given 60 deliveries (20 requests, three events each), every one with an attempt
+    owner = world.user("requester")
+    made = webhook_subscription_create(
+        owner=owner, target_url=HOOK, event_types=list(WebhookEventType.values)
+    )
+    for i in range(20):
+        world.new_request(title=f"Item {i}")
+    for delivery in WebhookDelivery.objects.all():
+        WebhookAttempt.objects.create(delivery=delivery, response_status=500)
+    client = client_as("requester")
+    url = reverse("approvals:webhook_detail", args=[made.subscription.pk])
+
+    # when the owner reads the first page, then the older one
+    client.get(url)  # warm the session and the user's permissions
+    with django_assert_max_num_queries(12):
+        first = client.get(url)
+    older = re.search(r'href="\?cursor=([^"]+)" data-testid="webhook-log-older"', first.content.decode())
+    assert older is not None
+    second = client.get(f"{url}?cursor={older.group(1)}")
+
+    # then together they list each delivery exactly once
+    shown = re.findall(r'data-delivery="([0-9a-f-]+)"', first.content.decode() + second.content.decode())
+    assert len(shown) == 60
+    assert set(shown) == {str(pk) for pk in WebhookDelivery.objects.values_list("pk", flat=True)}
+    assert "webhook-log-older" not in second.content.decode()
+
+
+def test_a_malformed_cursor_is_a_clear_400(world: World, client_as: Callable[[str], Client]):
+    made = webhook_subscription_create(
+        owner=world.user("requester"), target_url=HOOK, event_types=[SUBMITTED]
+    )
+    response = client_as("requester").get(
+        reverse("approvals:webhook_detail", args=[made.subscription.pk]) + "?cursor=yesterday"
+    )
+    assert response.status_code == 400
+    assert "The page cursor is not valid." in response.content.decode()

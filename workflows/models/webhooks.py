@@ -92,7 +92,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["subscription", "-created_at"], name="webhook_delivery_log"),
+            models.Index(fields=["subscription", "-created_at", "-id"], name="webhook_delivery_log"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_pending"),
         ]
 
