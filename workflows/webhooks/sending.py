@@ -50,6 +50,11 @@ def retry_schedule() -> list[float]:
     return [float(s) for s in settings.WEBHOOK_RETRY_SCHEDULE]
 
 
+# A retry's task may reach a worker whose clock is slightly behind the one that scheduled
+# it; refusing it then would leave the delivery to the resume sweep, minutes later.
+CLOCK_SKEW = timedelta(seconds=2)
+
+
 def _claim(delivery_id: Any) -> tuple[WebhookDelivery, uuid.UUID] | None:
     now = timezone.now()
     token = uuid.uuid4()
@@ -58,7 +63,7 @@ def _claim(delivery_id: Any) -> tuple[WebhookDelivery, uuid.UUID] | None:
         Q(lease_until__isnull=True) | Q(lease_until__lt=now),
         pk=delivery_id,
         status=WebhookDelivery.Status.PENDING,
-        next_attempt_at__lte=now,
+        next_attempt_at__lte=now + CLOCK_SKEW,
     ).update(lease_until=lease, lease_token=token)
     if not claimed:
         return None
