@@ -27,7 +27,7 @@ from workflows.services import handoff_reassign
 from workflows.webhooks.events import DELIVER_TASK
 from workflows.webhooks.registry import StepFacts
 from workflows.webhooks.sending import webhook_deliveries_resume
-from workflows.webhooks.services import callback_secret, webhook_subscription_create
+from workflows.webhooks.services import callback_secret, signing_secrets, webhook_subscription_create
 from workflows.webhooks.tasks import webhook_purge_task
 
 pytestmark = pytest.mark.django_db
@@ -337,3 +337,17 @@ def test_many_subscribers_cost_a_transition_a_constant_number_of_statements(worl
     assert len(many.captured_queries) <= len(one.captured_queries), [q["sql"] for q in many.captured_queries]
     owners = set(WebhookDelivery.objects.values_list("subscription__owner__username", flat=True))
     assert owners == {"rita"}
+
+
+def test_secrets_are_stored_sealed_and_still_open_after_a_secret_key_rotation(settings, world: World):
+    # given a subscription's secret
+    made = webhook_subscription_create(owner=world.user("approver"), target_url=HOOK, event_types=ALL_TYPES)
+    stored = made.subscription.secrets.get().sealed
+    # then the database holds no trace of it in the clear
+    assert made.secret not in stored
+    assert made.secret.removeprefix("whsec_") not in stored
+    # when SECRET_KEY is rotated, the old one kept as a fallback
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-for-this-deployment-0123456789"
+    # then deliveries are still signed with the same secret
+    assert signing_secrets(made.subscription) == [made.secret]

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from tests.approvals.conftest import ROLES, World
 from workflows.models import WebhookAttempt, WebhookDelivery, WebhookEventType, WebhookSubscription
-from workflows.webhooks.services import webhook_subscription_create
+from workflows.webhooks.services import secret_open, webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_creating_a_subscription_shows_its_secret_once(world: World, client_as: 
     # then its page shows the secret the subscription signs with, once
     first = client.get(response["Location"]).content.decode()
     shown = SECRET.findall(first)
-    assert shown == [subscription.secrets.get().secret]
+    assert shown == [secret_open(subscription.secrets.get().sealed)]
     again = client.get(response["Location"]).content.decode()
     assert not SECRET.findall(again)
     # and the list shows it
@@ -92,10 +92,10 @@ def test_rotating_shows_the_new_secret_once_and_keeps_the_old_one_signing(
     secrets = made.subscription.secrets.order_by("created_at", "id")
     assert len(secrets) == 2
     old, new = secrets
-    assert SECRET.findall(page) == [new.secret]
+    assert SECRET.findall(page) == [secret_open(new.sealed)]
     assert new.retires_at is None
     assert old.retires_at is not None  # it retires after the overlap, not at once
-    assert made.secret == old.secret
+    assert made.secret == secret_open(old.sealed)
 
 
 def test_the_log_shows_attempts_and_a_delivery_is_sent_again_by_hand(

@@ -224,7 +224,8 @@ def test_during_a_rotation_both_secrets_verify_and_afterwards_only_the_new_one(
         assert len(first.signature.split(" ")) == 2
 
         # when the overlap is over and the request is decided
-        subscription.secrets.exclude(secret=new).update(retires_at=timezone.now() - timedelta(seconds=1))
+        newest = subscription.secrets.latest("created_at", "id")
+        subscription.secrets.exclude(pk=newest.pk).update(retires_at=timezone.now() - timedelta(seconds=1))
         with django_capture_on_commit_callbacks(execute=True):
             request_act(request_id=request.pk, action="approve", actor=approver)
         assert webhook_tasks_run() == ["delivered"]

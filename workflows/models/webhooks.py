@@ -46,11 +46,13 @@ class WebhookSecret(models.Model):
     """A signing secret (`whsec_` + base64). Several sign at once during a rotation: the
     current one (`retires_at` None) and the ones being retired until `retires_at`.
 
-    Kept readable because HMAC signing needs the key itself; it is shown to the owner once.
+    HMAC signing needs the key itself, so it is kept sealed (encrypted with a key derived
+    from SECRET_KEY: a copy of the database alone cannot forge deliveries), opened only to
+    sign; it is shown to the owner once.
     """
 
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="secrets")
-    secret = models.CharField(max_length=100)
+    sealed = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     retires_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 URL_MAX = 500
+SEAL_CONTEXT = b"baton-webhook-secret-seal"
 DESCRIPTION_MAX = 200
 
 
@@ -165,7 +167,7 @@ def webhook_subscription_create(
     secret = secret_generate()
     with transaction.atomic():
         subscription = WebhookSubscription.objects.create(owner=owner, **values)
-        WebhookSecret.objects.create(subscription=subscription, secret=secret)
+        WebhookSecret.objects.create(subscription=subscription, sealed=secret_seal(secret))
     return SubscriptionWithSecret(subscription=subscription, secret=secret)
 
 
@@ -209,7 +211,7 @@ def webhook_subscription_rotate(
         subscription = subscription_owned(subscription_id=subscription_id, owner=owner, lock=True)
         subscription.secrets.filter(retires_at__lte=now).delete()
         subscription.secrets.filter(retires_at__isnull=True).update(retires_at=now + window)
-        WebhookSecret.objects.create(subscription=subscription, secret=secret, created_at=now)
+        WebhookSecret.objects.create(subscription=subscription, sealed=secret_seal(secret), created_at=now)
     return SubscriptionWithSecret(subscription=subscription, secret=secret)
 
 
@@ -217,6 +219,29 @@ def webhook_subscription_delete(*, subscription_id: Any, owner: User) -> None:
     """Delete the owner's subscription with its secrets and delivery log. Raises NotFound."""
     with transaction.atomic():
         subscription_owned(subscription_id=subscription_id, owner=owner, lock=True).delete()
+
+
+def _sealer() -> MultiFernet:
+    """Fernet keys derived from SECRET_KEY (to seal) and SECRET_KEY_FALLBACKS (to open
+    secrets sealed before a rotation of SECRET_KEY)."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return MultiFernet(
+        [
+            Fernet(base64.urlsafe_b64encode(hmac.new(str(k).encode(), SEAL_CONTEXT, hashlib.sha256).digest()))
+            for k in keys
+        ]
+    )
+
+
+def secret_seal(secret: str) -> str:
+    """`secret` encrypted for storage."""
+    return _sealer().encrypt(secret.encode("utf-8")).decode("ascii")
+
+
+def secret_open(sealed: str) -> str:
+    """A stored secret in the clear. Raises InvalidToken when no SECRET_KEY (current or
+    fallback) sealed it."""
+    return _sealer().decrypt(sealed.encode("ascii")).decode("utf-8")
 
 
 def callback_secret() -> str:
@@ -234,11 +259,12 @@ def signing_secrets(subscription: WebhookSubscription | None) -> list[str]:
     if subscription is None:
         return [callback_secret()]
     now = timezone.now()
-    return list(
+    sealed = (
         subscription.secrets.filter(Q(retires_at__isnull=True) | Q(retires_at__gt=now))
         .order_by("-created_at", "-id")
-        .values_list("secret", flat=True)
+        .values_list("sealed", flat=True)
     )
+    return [secret_open(s) for s in sealed]
 
 
 def webhook_delivery_redeliver(*, delivery_id: Any, owner: User) -> WebhookDelivery:
