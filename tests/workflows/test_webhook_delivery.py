@@ -289,3 +289,20 @@ def test_an_internal_address_is_refused_when_subscribing(settings, approver: Use
     with pytest.raises(errors.InvalidInput) as refused:
         webhook_subscription_create(owner=approver, target_url=url, event_types=[SUBMITTED])
     assert "internal address" in refused.value.field_errors["target_url"][0]
+
+
+def test_a_secret_that_cannot_be_opened_is_a_logged_failure_not_a_crash(
+    settings, django_capture_on_commit_callbacks, approver: User, requester: User, request_type: RequestType
+):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    with WebhookReceiver(secrets=[]) as receiver:
+        _subscribe(approver, receiver, [SUBMITTED])
+        with django_capture_on_commit_callbacks(execute=True):
+            make_request(requester=requester, request_type=request_type)
+        # given SECRET_KEY was replaced without keeping the old one as a fallback
+        settings.SECRET_KEY = "an-entirely-different-key-nobody-kept-0123456789"
+        # when the attempts run, they fail on signing and end as a dead letter
+        assert webhook_tasks_run() == ["retry", "dead"]
+        # then nothing unsigned went out, and the log says why
+        assert receiver.received == []
+        assert all(a.error.startswith("Cannot sign: InvalidToken") for a in WebhookAttempt.objects.all())

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -137,8 +138,12 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> AttemptOutcome:
     if switched_off:
         response = _Response(None, "", "The subscription is switched off.", 0)
     else:
-        body, headers = _request_of(delivery)
-        response = _post(delivery.target_url, body=body, headers=headers)
+        try:
+            body, headers = _request_of(delivery)
+        except (InvalidToken, ValueError) as exc:  # logged as a failed attempt, not a crash
+            response = _Response(None, "", f"Cannot sign: {type(exc).__name__} {exc}".strip(), 0)
+        else:
+            response = _post(delivery.target_url, body=body, headers=headers)
     succeeded = response.status is not None and 200 <= response.status < 300
     schedule = retry_schedule()
     outcome: AttemptOutcome
