@@ -19,7 +19,14 @@ class WebhookSubscriptionForm(ServiceErrorsMixin):
         label="Endpoint URL",
         help_text="Where Baton POSTs each event (https://…).",
         error_messages={"required": "Say where to send the events (an https:// URL)."},
-        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/baton"}),
+        # A text input (styled like the others) that phones still type as a URL.
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "https://example.com/hooks/baton",
+                "inputmode": "url",
+                "autocomplete": "url",
+            }
+        ),
     )
     description = forms.CharField(max_length=DESCRIPTION_MAX, required=False, label="Description")
     event_types = forms.MultipleChoiceField(
