@@ -24,6 +24,7 @@ from approvals.schemas import payload_errors
 from workflows import errors
 from workflows.models import Handoff
 from workflows.services import TransitionResult, handoff_claim, instance_create, transition
+from workflows.webhooks.services import callback_url_clean
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -40,13 +41,15 @@ def request_create(
     payload: dict[str, Any] | None = None,
     submit: bool = True,
     expiry: ExpiryTerms | None = None,
+    callback_url: str = "",
 ) -> ApprovalRequest:
     """Create a request as a draft and, unless `submit` is False, submit it for review.
     With `expiry` (approvals.expiry.expiry_terms), it expires or escalates once nobody
     decided it in time.
 
     The payload is checked against the type's schema (each error keyed
-    'payload.<field>'). Raises InvalidInput naming each bad field, Forbidden when the
+    'payload.<field>'); `callback_url` (where its decision is POSTed, signed) must be on
+    a host in WEBHOOK_CALLBACK_HOSTS. Raises InvalidInput naming each bad field, Forbidden when the
     requester may not submit this type. Both steps commit together: no half-made
     request is left behind.
     Side effects: audit entries 'create' (and 'submit'); live events and mail after commit.
@@ -58,6 +61,10 @@ def request_create(
     elif len(clean_title) > TITLE_MAX:
         field_errors["title"] = [f"At most {TITLE_MAX} characters (got {len(clean_title)})."]
     field_errors.update(payload_errors(schema=request_type.payload_schema, payload=payload or {}))
+    try:
+        clean_callback = callback_url_clean(callback_url)
+    except errors.InvalidInput as exc:
+        field_errors.update(exc.field_errors)
     if field_errors:
         raise errors.InvalidInput("The request is incomplete.", field_errors=field_errors)
     if not policies.may_submit_type(requester, request_type):
@@ -70,6 +77,7 @@ def request_create(
             description=description or "",
             payload=payload or {},
             **(expiry.fields() if expiry is not None else {}),
+            callback_url=clean_callback,
         ),
         actor=requester,
         then=Action.SUBMIT if submit else None,

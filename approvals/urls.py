@@ -1,6 +1,16 @@
 from django.urls import path
 
-from approvals.views import delegations, handoffs, inbox, lists, notifications, reassign, requests, team
+from approvals.views import (
+    delegations,
+    handoffs,
+    inbox,
+    lists,
+    notifications,
+    reassign,
+    requests,
+    team,
+    webhooks,
+)
 
 app_name = "approvals"
 
@@ -28,4 +38,13 @@ urlpatterns = [
     path("team/reassign/", reassign.team_reassign, name="team_reassign"),
     path("delegations/", delegations.delegations, name="delegations"),
     path("delegations/<int:pk>/revoke/", delegations.delegation_revoke_view, name="delegation_revoke"),
+    path("account/webhooks/", webhooks.webhooks, name="webhooks"),
+    path("account/webhooks/<int:pk>/", webhooks.webhook_detail, name="webhook_detail"),
+    path("account/webhooks/<int:pk>/rotate/", webhooks.webhook_rotate, name="webhook_rotate"),
+    path("account/webhooks/<int:pk>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path(
+        "account/webhooks/deliveries/<uuid:delivery_id>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="webhook_redeliver",
+    ),
 ]

@@ -132,6 +132,9 @@ class ApprovalRequest(WorkflowModel):
     )
     # When an escalation on expiry handed it on: it escalates once, then waits as usual.
     expiry_escalated_at = models.DateTimeField(null=True, blank=True)
+    # Where its decision is POSTed (a signed webhook), on a host the administrator allowed
+    # (WEBHOOK_CALLBACK_HOSTS); checked by workflows.webhooks.services.callback_url_clean.
+    callback_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         permissions = [

@@ -340,6 +340,8 @@ AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
+    "webhook-resume": {"task": "workflows.webhook_resume", "schedule": 300.0},
+    "webhook-purge": {"task": "workflows.webhook_purge", "schedule": 86400.0},
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
@@ -359,6 +361,25 @@ OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
 # take them (when the writing process died between commit and push).
 OUTBOX_PUSH_LEASE = float(os.environ.get("OUTBOX_PUSH_LEASE", "60"))
 OUTBOX_KEEP_DELIVERED_DAYS = int(os.environ.get("OUTBOX_KEEP_DELIVERED_DAYS", "7"))
+
+# Webhooks (workflows.webhooks). Endpoints must use https, except these hosts (plain http
+# allowed: a receiver on the same machine); a request's own callback URL must be on one of
+# WEBHOOK_CALLBACK_HOSTS, and is signed with WEBHOOK_CALLBACK_SECRET (whsec_…; derived
+# from SECRET_KEY when unset, so each deployment has its own).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
+WEBHOOK_CALLBACK_HOSTS = env_list("WEBHOOK_CALLBACK_HOSTS", [])
+WEBHOOK_CALLBACK_SECRET = os.environ.get("WEBHOOK_CALLBACK_SECRET", "")
+# Seconds to wait after each failed attempt; the delivery is dead after one attempt more.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("WEBHOOK_RETRY_SCHEDULE", "5,30,120,600,3600,10800,21600").split(",")
+]
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
+# How long the old secret keeps signing after a rotation (receivers switch meanwhile).
+WEBHOOK_SECRET_OVERLAP = float(os.environ.get("WEBHOOK_SECRET_OVERLAP", str(24 * 3600)))
+# A pending delivery this many seconds overdue has lost its task: beat queues it again.
+WEBHOOK_RESUME_AFTER = float(os.environ.get("WEBHOOK_RESUME_AFTER", "600"))
+# Delivered and dead deliveries (and their attempts) are kept this long in the log.
+WEBHOOK_KEEP_DAYS = int(os.environ.get("WEBHOOK_KEEP_DAYS", "30"))
 
 # The Ed25519 key that signs audit checkpoints, kept outside the database: the PEM itself
 # (AUDIT_SIGNING_KEY) or a file holding it (AUDIT_SIGNING_KEY_FILE). Without either,

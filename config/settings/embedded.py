@@ -4,7 +4,7 @@ Safe only on a developer's machine; production settings live in production.py.
 """
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_FILE, SECRET_KEY, env_bool
+from config.settings.base import AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_FILE, SECRET_KEY, env_bool, env_list
 
 # Off by default, even here: Django's debug pages list every URL and setting. BATON_DEBUG=1
 # turns them on for development.
@@ -29,3 +29,6 @@ for _folder in (
 # so), in var/ beside the database: copy its public key somewhere else to rely on it.
 AUDIT_SIGNING_KEY_FILE = AUDIT_SIGNING_KEY_FILE or str(VAR_DIR / "audit-signing-key.pem")
 AUDIT_SIGNING_KEY_GENERATE = not AUDIT_SIGNING_KEY
+
+# A receiver on this machine may take webhooks over plain http.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])

@@ -1,4 +1,5 @@
-"""The engine's tables: the abstract workflow model, handoffs, the audit trail, the outbox.
+"""The engine's tables: the abstract workflow model, handoffs, the audit trail, the outbox,
+webhooks.
 
 Nothing here changes state on its own: `workflows.services` is the one writer.
 """
@@ -8,6 +9,13 @@ from workflows.models.base import HandoffSpec, Recipient, TaskSpec, WorkflowEffe
 from workflows.models.checkpoint import AuditCheckpoint, AuditCheckpointHead
 from workflows.models.handoffs import Handoff, HandoffQuerySet
 from workflows.models.outbox import IdempotencyKey, OutboxEvent
+from workflows.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEventType,
+    WebhookSecret,
+    WebhookSubscription,
+)
 
 __all__ = [
     "AppendOnlyError",
@@ -22,6 +30,11 @@ __all__ = [
     "OutboxEvent",
     "Recipient",
     "TaskSpec",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEventType",
+    "WebhookSecret",
+    "WebhookSubscription",
     "WorkflowEffects",
     "WorkflowModel",
 ]

@@ -28,6 +28,8 @@ from workflows.services.common import (
     recipients_of,
 )
 from workflows.tracing import trace_id_current
+from workflows.webhooks.events import webhook_deliveries_for_step
+from workflows.webhooks.registry import StepFacts
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -59,6 +61,7 @@ def _record(
     data: dict[str, Any],
     recipients: list[Recipient],
     trace_id: str | None,
+    opened: list[Handoff] | None = None,
 ) -> AuditEntry:
     entry = audit_entry_build(
         instance=instance,
@@ -85,6 +88,18 @@ def _record(
         task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq})
         for t in workflow.handoff_tasks(instance, action=action)
     ]
+    # Webhook deliveries are rows of this transaction too: sent after commit, never lost.
+    events += webhook_deliveries_for_step(
+        StepFacts(
+            instance=instance,
+            action=action,
+            source=instance.state,
+            target=instance.state,
+            actor=actor,
+            audit_seq=entry.seq,
+            opened=opened or [],
+        )
+    )
     outbox_write(events)
     return entry
 
@@ -233,5 +248,6 @@ def handoff_reassign(
             data=data,
             recipients=recipients_of(handoff) + recipients_of(successor),
             trace_id=trace_id,
+            opened=[successor],
         )
         return successor

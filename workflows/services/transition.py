@@ -40,6 +40,8 @@ from workflows.services.common import (
 )
 from workflows.services.idempotency import idempotency_claim, idempotency_fingerprint
 from workflows.tracing import trace_id_current
+from workflows.webhooks.events import webhook_deliveries_for_step
+from workflows.webhooks.registry import StepFacts
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -211,4 +213,16 @@ def step_apply(
     )
     # Tasks learn which audit entry caused them, so they describe exactly that change.
     events += [task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq}) for t in effects.tasks]
+    # Webhook deliveries are rows of this transaction too: sent after commit, never lost.
+    events += webhook_deliveries_for_step(
+        StepFacts(
+            instance=instance,
+            action=step.name,
+            source=step.source,
+            target=instance.state,
+            actor=person,
+            audit_seq=entry.seq,
+            opened=opened,
+        )
+    )
     return Applied(entry=entry, events=events)

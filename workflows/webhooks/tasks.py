@@ -1,0 +1,33 @@
+"""Celery tasks of webhooks. Thin: each calls one function of workflows.webhooks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from workflows.webhooks.events import DELIVER_TASK
+from workflows.webhooks.sending import (
+    webhook_deliveries_purge,
+    webhook_deliveries_resume,
+    webhook_delivery_attempt,
+)
+
+
+@shared_task(name=DELIVER_TASK)
+def webhook_deliver_task(delivery_id: str) -> str:
+    """Make one attempt of a webhook delivery (a no-op unless it is pending and due)."""
+    return webhook_delivery_attempt(delivery_id=delivery_id).result
+
+
+@shared_task(name="workflows.webhook_resume")
+def webhook_resume_task() -> int:
+    """Queue again deliveries whose task was lost (beat: every few minutes)."""
+    return webhook_deliveries_resume(overdue=timedelta(seconds=settings.WEBHOOK_RESUME_AFTER))
+
+
+@shared_task(name="workflows.webhook_purge")
+def webhook_purge_task() -> int:
+    """Delete finished deliveries older than WEBHOOK_KEEP_DAYS (beat: daily)."""
+    return webhook_deliveries_purge(older_than=timedelta(days=settings.WEBHOOK_KEEP_DAYS))
