@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Delegation, Team, TeamMembership, User
+from accounts.models import Delegation, Holiday, Team, TeamMembership, User, WorkingCalendar
 from accounts.sessions import sessions_end_everywhere
 
 
@@ -66,3 +66,14 @@ class DelegationAdmin(admin.ModelAdmin):
         if obj.revoked_at is not None and obj.revoked_by_id is None:
             obj.revoked_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 1
+
+
+@admin.register(WorkingCalendar)
+class WorkingCalendarAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "time_zone", "day_starts", "day_ends"]
+    inlines = [HolidayInline]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -167,3 +169,70 @@ class Delegation(models.Model):
         if self.ends_at is not None and self.ends_at <= moment:
             return self.ends_at
         return None
+
+
+def _default_weekdays() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday to Friday (date.weekday())
+
+
+class WorkingCalendar(models.Model):
+    """When work counts towards an SLA measured in working hours: the weekdays, the hours
+    of a working day and the holidays, in one time zone.
+
+    The calendar without a team is the organisation's default; a team's own calendar
+    overrides it for the work its members hold (accounts.calendars.calendar_for).
+    """
+
+    name = models.CharField(max_length=120)
+    team = models.OneToOneField(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="working_calendar"
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Days of the week that are working days: 0 is Monday, 6 is Sunday.
+    weekdays = models.JSONField(default=_default_weekdays)
+    day_starts = models.TimeField(default=time(9, 0))
+    day_ends = models.TimeField(default=time(17, 0))
+
+    class Meta:
+        ordering = ["team_id", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(day_ends__gt=models.F("day_starts")), name="calendar_day_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        problems: dict[str, list[str]] = {}
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems["time_zone"] = [f"'{self.time_zone}' is not a known time zone (e.g. Europe/Berlin)."]
+        days = self.weekdays
+        if (
+            not isinstance(days, list)
+            or not days
+            or not all(isinstance(d, int) and 0 <= d <= 6 for d in days)
+        ):
+            problems["weekdays"] = ["List at least one working day, as numbers 0 (Monday) to 6 (Sunday)."]
+        if self.day_starts is not None and self.day_ends is not None and self.day_ends <= self.day_starts:
+            problems["day_ends"] = ["A working day must end after it starts."]
+        if problems:
+            raise ValidationError(problems)
+
+
+class Holiday(models.Model):
+    """A day off in one calendar's time zone: no working hours on it."""
+
+    calendar = models.ForeignKey(WorkingCalendar, on_delete=models.CASCADE, related_name="holidays")
+    day = models.DateField()
+    name = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "day"], name="holiday_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}".strip()

@@ -15,13 +15,15 @@ from django.utils import timezone
 from workflows import errors, records
 from workflows.audit import audit_entry_build
 from workflows.definition import Workflow, workflow_of
-from workflows.models import AuditEntry, Handoff, HandoffSpec, Recipient, WorkflowModel
+from workflows.models import AuditEntry, Handoff, HandoffSpec, Recipient, TimerState, WorkflowModel
 from workflows.outbox import outbox_write, task_event
 from workflows.permissions import may_claim, may_reassign
 from workflows.services.common import (
+    SystemActor,
     events_for_change,
     handoffs_open,
     instance_lock,
+    person_of,
     principal_of,
     recipients_of,
 )
@@ -176,7 +178,7 @@ def reassign_input_check(*, to_user: User | None, to_group: Group | None, reason
 def handoff_reassign(
     *,
     handoff_id: int,
-    actor: User,
+    actor: User | SystemActor,
     to_user: User | None = None,
     to_group: Group | None = None,
     reason: str,
@@ -185,7 +187,9 @@ def handoff_reassign(
     """Hand an open handoff to someone else: close it ('reassigned') and open its successor.
 
     Never overwrites the holder, so who held the item when stays on record. Managers may
-    reassign any handoff; a holder may pass on their own. A reason is required.
+    reassign any handoff; a holder may pass on their own; the system (an SLA escalation)
+    may reassign any. A reason is required. The successor keeps the due time and the
+    timers' progress (reminders sent, escalated), so handing work on never restarts them.
     Returns the new handoff. Side effects: a 'reassign' audit entry; live events to the
     old and new holders.
     """
@@ -194,7 +198,8 @@ def handoff_reassign(
         workflow, instance, handoff = _lock_handoff(handoff_id)
         if not handoff.is_open:
             raise errors.TransitionNotAllowed("This handoff is already closed.")
-        if not may_reassign(user=actor, handoff=handoff):
+        person = person_of(actor)
+        if person is not None and not may_reassign(user=person, handoff=handoff):
             raise errors.Forbidden("Only a manager or the item's holder can reassign it.")
         if to_user is not None:
             problem = workflow.holder_problem(instance, user=to_user)
@@ -210,20 +215,25 @@ def handoff_reassign(
                     stage=handoff.stage,
                     slot=handoff.slot,
                     due_at=handoff.due_at,
+                    timers=TimerState(
+                        next_timer_at=handoff.next_timer_at,
+                        reminders_sent=handoff.reminders_sent,
+                        escalated_at=handoff.escalated_at,
+                    ),
                 )
             ],
-            opened_by=actor,
+            opened_by=person,
             now=now,
         )
         data = records.reassign_data(before=handoff, after=successor)
-        handoff.closed_at, handoff.closed_by = now, actor
+        handoff.closed_at, handoff.closed_by = now, person
         handoff.close_reason, handoff.replaced_by = Handoff.CloseReason.REASSIGNED, successor
         handoff.save(update_fields=["closed_at", "closed_by", "close_reason", "replaced_by"])
         _record(
             workflow=workflow,
             instance=instance,
             action="reassign",
-            actor=actor,
+            actor=person,
             on_behalf_of=None,
             comment=reason,
             data=data,
