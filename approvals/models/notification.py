@@ -21,6 +21,8 @@ class Notification(models.Model):
         CHANGES = "changes", "Changes asked"
         REASSIGNED = "reassigned", "Reassigned"
         ESCALATION = "escalation", "Escalation"
+        REMINDER = "reminder", "Reminder"
+        FOLLOW_UP = "follow_up", "Follow-up"
         COMMENT = "comment", "Comment"
         CLOSED = "closed", "Closed"
         OTHER = "other", "Update"

@@ -315,7 +315,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "control_folder": str(VAR_DIR / "broker-control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
+    # Redis redelivers an unacknowledged task after this many seconds: longer than any
+    # task's retry window (a system check, workflows.checks, holds it so).
+    else {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -327,6 +329,12 @@ AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
+    # Reminders and escalations of overdue handoffs (approvals.timers): the timers live
+    # in the database, so the scan's interval is their precision.
+    "timers-scan": {
+        "task": "approvals.timers_scan",
+        "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),
+    },
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
