@@ -23,6 +23,7 @@ urlpatterns = [
     path("files/<int:pk>/", requests.attachment_download, name="attachment_download"),
     path("handoffs/<int:pk>/claim/", handoffs.handoff_claim_view, name="handoff_claim"),
     path("handoffs/<int:pk>/unclaim/", handoffs.handoff_unclaim_view, name="handoff_unclaim"),
+    path("handoffs/<int:pk>/snooze/", handoffs.handoff_snooze_view, name="handoff_snooze"),
     path("requests/<int:pk>/reassign/", reassign.request_reassign, name="request_reassign"),
     path("team/", team.team, name="team"),
     path("team/reassign/", reassign.team_reassign, name="team_reassign"),

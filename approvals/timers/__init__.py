@@ -3,15 +3,24 @@ the database that beat runs (no broker holds a timer).
 
     scan.py        timers_scan() (beat), handoff_timers_scan() in batches, handoff_timer_fire() by id
     escalation.py  what one due timer does: a reminder, or the stage's overdue action
+    snooze.py      snoozes_wake(): snoozed items come back at their follow-up time
     notices.py     the notifications and mail the timers send
 """
 
+from approvals.timers.report import ScanReport
 from approvals.timers.scan import (
     TIMER_SCANS,
-    ScanReport,
     handoff_timer_fire,
     handoff_timers_scan,
     timers_scan,
 )
+from approvals.timers.snooze import snoozes_wake
 
-__all__ = ["TIMER_SCANS", "ScanReport", "handoff_timer_fire", "handoff_timers_scan", "timers_scan"]
+__all__ = [
+    "TIMER_SCANS",
+    "ScanReport",
+    "handoff_timer_fire",
+    "handoff_timers_scan",
+    "snoozes_wake",
+    "timers_scan",
+]

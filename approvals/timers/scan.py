@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
@@ -30,24 +29,13 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from approvals.timers.escalation import timer_fire
+from approvals.timers.report import ScanReport
+from approvals.timers.snooze import snoozes_wake
 from workflows.models import Handoff
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-
-
-@dataclass
-class ScanReport:
-    """What one scan did: how many timers fired as what, and how many batches it took."""
-
-    fired: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    skipped: int = 0  # due, but their request was locked by someone acting on it
-
-    @property
-    def total(self) -> int:
-        return sum(self.fired.values())
 
 
 def _due_batch(*, now: datetime, size: int, passed: set[int]) -> list[Handoff]:
@@ -113,7 +101,7 @@ def handoff_timers_scan(*, now: datetime | None = None, batch_size: int = BATCH_
 
 # Every scan beat runs, in order, each taking the moment to scan for. Request expiry
 # (`expires_at` on requests, the API's `request_expire`) registers its own scan here.
-TIMER_SCANS: list[Callable[..., ScanReport]] = [handoff_timers_scan]
+TIMER_SCANS: list[Callable[..., ScanReport]] = [handoff_timers_scan, snoozes_wake]
 
 
 def timers_scan(*, now: datetime | None = None) -> dict[str, int]:

@@ -57,6 +57,8 @@ class Handoff(models.Model):
     next_timer_at = models.DateTimeField(null=True, blank=True)
     reminders_sent = models.PositiveSmallIntegerField(default=0)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Put aside by its holder until then: left out of active lists, woken by the timers scan.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
@@ -90,6 +92,11 @@ class Handoff(models.Model):
             models.Index(fields=["content_type", "object_id"], name="handoff_by_instance"),
             # The timers scan: open handoffs whose next timer is due, earliest first.
             models.Index(
+                fields=["snoozed_until", "id"],
+                condition=Q(closed_at__isnull=True, snoozed_until__isnull=False),
+                name="handoff_snoozed",
+            ),
+            models.Index(
                 fields=["next_timer_at", "id"],
                 condition=Q(closed_at__isnull=True, next_timer_at__isnull=False),
                 name="handoff_timer_due",
@@ -105,6 +112,9 @@ class Handoff(models.Model):
     def __str__(self) -> str:
         holder = self.assignee or self.candidate_group
         return f"{self.content_type.app_label}.{self.content_type.model}:{self.object_id} → {holder}"
+
+    def is_snoozed(self, at: datetime) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > at
 
     def reminder_moments(self, fractions: tuple[float, ...]) -> list[datetime]:
         """When the reminders at `fractions` of the time from opening to due fall."""
