@@ -128,6 +128,10 @@ class Delegation(models.Model):
     revoked_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="delegations_revoked"
     )
+    # When the timers scan told both people's inboxes that it began / ended (so each edge
+    # is announced once, whenever the scan runs after it).
+    start_announced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    end_announced_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = DelegationQuerySet.as_manager()
 

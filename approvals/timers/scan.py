@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from approvals.timers.delegation_edges import delegation_edges_announce
 from approvals.timers.escalation import timer_fire
 from approvals.timers.report import ScanReport
 from approvals.timers.snooze import snoozes_wake
@@ -101,7 +102,7 @@ def handoff_timers_scan(*, now: datetime | None = None, batch_size: int = BATCH_
 
 # Every scan beat runs, in order, each taking the moment to scan for. Request expiry
 # (`expires_at` on requests, the API's `request_expire`) registers its own scan here.
-TIMER_SCANS: list[Callable[..., ScanReport]] = [handoff_timers_scan, snoozes_wake]
+TIMER_SCANS: list[Callable[..., ScanReport]] = [handoff_timers_scan, snoozes_wake, delegation_edges_announce]
 
 
 def timers_scan(*, now: datetime | None = None) -> dict[str, int]:
