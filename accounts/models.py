@@ -24,6 +24,9 @@ class User(AbstractUser):
     # Part of every session's proof of login: raising it ends all of this person's
     # sessions at their next request, on any session backend ("log out everywhere").
     session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # Where the person works, for times shown in mail and the daily digest's morning;
+    # empty: the site's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["username"]
@@ -59,6 +62,14 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return str(self)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The person's time zone (the site's when unset or unknown)."""
+        try:
+            return ZoneInfo(self.time_zone or settings.TIME_ZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(settings.TIME_ZONE)
 
 
 class Team(models.Model):

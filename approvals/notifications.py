@@ -1,5 +1,5 @@
 """Telling people what happened to their requests and items: in the app (the bell) and,
-for those with an address, by mail.
+for those with an address, by mail as they prefer (approvals.mailing).
 
 Runs in a Celery task after commit (delivered through the outbox, at least once); the
 (event id, recipient) uniqueness makes a repeated delivery send nothing twice. The words
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
 from approvals.actions import Action
+from approvals.mailing import mail_dispatch
 from approvals.models import ApprovalRequest, Notification, State
 from approvals.records import RequestRecord, request_record
 from workflows.models import AuditEntry, Handoff
@@ -166,6 +166,7 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
     if entry.actor_id is not None:
         people = people.exclude(pk=entry.actor_id)  # nobody is told about their own action
     sent = 0
+    created: list[Notification] = []
     for person in people.order_by("pk"):
         kind = _kind_for(person.pk, told, named, request)
         text = news
@@ -180,19 +181,21 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
         body += f"\nOpen it: {link}\n"
         try:
             with transaction.atomic():
-                Notification.objects.create(
-                    recipient=person,
-                    request=request,
-                    event_id=event_id,
-                    kind=kind,
-                    text=text[:300],
-                    subject=subject,
-                    body=body,
+                created.append(
+                    Notification.objects.create(
+                        recipient=person,
+                        request=request,
+                        event_id=event_id,
+                        kind=kind,
+                        text=text[:300],
+                        subject=subject,
+                        body=body,
+                    )
                 )
         except IntegrityError:
             continue  # this event was already delivered to this person
-        if person.email:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [person.email])
         sent += 1
+    # Mail as each person prefers (at once, in the daily digest, or none).
+    mail_dispatch(created, after_commit=False)
     logger.info("notified %s people of %s #%s", sent, request.reference, audit_seq)
     return sent

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
+from approvals.mailing import digests_send
 from approvals.notifications import notify_transition
 from approvals.timers import handoff_timer_fire, timers_scan
 
@@ -28,3 +29,8 @@ def timers_scan_task() -> dict[str, int]:
 @shared_task(name="approvals.handoff_timer_fire", acks_late=True, max_retries=3, default_retry_delay=60)
 def handoff_timer_fire_task(*, handoff_id: int) -> str:
     return handoff_timer_fire(handoff_id=handoff_id)
+
+
+@shared_task(name="approvals.digests_send", acks_late=True, ignore_result=True)
+def digests_send_task() -> int:
+    return digests_send()

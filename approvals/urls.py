@@ -1,6 +1,16 @@
 from django.urls import path
 
-from approvals.views import delegations, handoffs, inbox, lists, notifications, reassign, requests, team
+from approvals.views import (
+    delegations,
+    handoffs,
+    inbox,
+    lists,
+    notifications,
+    preferences,
+    reassign,
+    requests,
+    team,
+)
 
 app_name = "approvals"
 
@@ -12,6 +22,7 @@ urlpatterns = [
     path("inbox/views/<int:pk>/delete/", inbox.saved_view_delete, name="saved_view_delete"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
+    path("settings/mail/", preferences.mail_preferences, name="mail_preferences"),
     path("requests/", lists.my_requests, name="my_requests"),
     path("requests/all/", lists.all_requests, name="all_requests"),
     path("requests/new/", requests.request_new, name="request_new"),

@@ -2,7 +2,7 @@
 
 from approvals.models.discussion import Attachment, Comment
 from approvals.models.exports import AuditExport, ExportState
-from approvals.models.notification import Notification
+from approvals.models.notification import MailPreference, Notification
 from approvals.models.requests import (
     FULFILMENT_STATES,
     OPEN_STATES,
@@ -29,6 +29,7 @@ __all__ = [
     "Comment",
     "Decision",
     "ExportState",
+    "MailPreference",
     "Notification",
     "PolicyVersion",
     "PublishedPolicyError",

@@ -2,7 +2,7 @@
 
 Recorded as notifications (the bell) in the transaction that advances the timer, so a
 timer that fires once tells once; each is keyed by its timer (`event_id`), so a repeated
-delivery records nothing twice. Mail goes out after commit, to those with an address.
+delivery records nothing twice. Mail goes out as each person prefers (approvals.mailing).
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import TeamMembership, User
+from approvals.mailing import mail_dispatch
 from approvals.models import ApprovalRequest, Notification
 from approvals.routing import Stage
 from workflows.models import Handoff
@@ -87,13 +86,8 @@ def notices_send(
         ],
         ignore_conflicts=True,
     )
-    addresses = list(
-        User.objects.filter(pk__in=ids, is_active=True).exclude(email="").values_list("email", flat=True)
+    # Read back what this timer recorded (bulk_create with ignore_conflicts sets no keys).
+    mail_dispatch(
+        list(Notification.objects.filter(event_id=key, recipient_id__in=ids, mailed_at__isnull=True))
     )
-
-    def mail() -> None:
-        for address in addresses:
-            send_mail(subject, full_body, settings.DEFAULT_FROM_EMAIL, [address])
-
-    transaction.on_commit(mail)
     return len(ids)

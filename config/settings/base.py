@@ -331,6 +331,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
     # Reminders and escalations of overdue handoffs (approvals.timers): the timers live
     # in the database, so the scan's interval is their precision.
+    # Each person's daily digest, sent in their local digest hour (approvals.mailing).
+    "mail-digests": {"task": "approvals.digests_send", "schedule": 600.0},
     "timers-scan": {
         "task": "approvals.timers_scan",
         "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),
@@ -367,6 +369,8 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.fileb
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "baton@localhost")
 BATON_BASE_URL = os.environ.get("BATON_BASE_URL", "http://127.0.0.1:8000")
+# The daily digest of notifications goes out at this hour of each person's local morning.
+BATON_DIGEST_HOUR = int(os.environ.get("BATON_DIGEST_HOUR", "8"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
