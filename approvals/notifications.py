@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
+from approvals.action_links import LINK_ACTIONS, action_link_make
 from approvals.actions import Action
 from approvals.mailing import mail_dispatch
 from approvals.models import ApprovalRequest, Notification, State
@@ -143,6 +144,12 @@ def _told(request: ApprovalRequest, entry: AuditEntry, record: RequestRecord) ->
     return Told(_members(new_users, new_groups), _members(old_users, old_groups), request.requester_id)
 
 
+def _decided_by_mail(request: ApprovalRequest) -> bool:
+    """Whether the request waits for a decision a mail link can take (not a task)."""
+    stage = request.current_stage
+    return request.state == State.IN_REVIEW and stage is not None and not stage.is_task
+
+
 def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id: str) -> int:
     """Record (and mail, where there is an address) one notification per person concerned
     by audit entry `audit_seq`: whoever got work from it, whoever lost or passed on work,
@@ -179,6 +186,12 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
         if entry.comment and entry.comment not in news:
             body += f"\nComment: {entry.comment}\n"
         body += f"\nOpen it: {link}\n"
+        if kind == Kind.HANDOFF and _decided_by_mail(request):
+            body += "".join(
+                f"{action.label}: {action_link_make(user=person, request=request, action=action)}\n"
+                for action in LINK_ACTIONS
+            )
+            body += "(Each link asks you to confirm, works once, only for you, for a few days.)\n"
         try:
             with transaction.atomic():
                 created.append(

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from approvals.views import (
+    action_links,
     delegations,
     handoffs,
     inbox,
@@ -23,6 +24,7 @@ urlpatterns = [
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("settings/mail/", preferences.mail_preferences, name="mail_preferences"),
+    path("mail/act/<str:token>/", action_links.action_link, name="action_link"),
     path("requests/", lists.my_requests, name="my_requests"),
     path("requests/all/", lists.all_requests, name="all_requests"),
     path("requests/new/", requests.request_new, name="request_new"),

@@ -2,7 +2,7 @@
 
 from approvals.models.discussion import Attachment, Comment
 from approvals.models.exports import AuditExport, ExportState
-from approvals.models.notification import MailPreference, Notification
+from approvals.models.notification import ActionLinkUse, MailPreference, Notification
 from approvals.models.requests import (
     FULFILMENT_STATES,
     OPEN_STATES,
@@ -23,6 +23,7 @@ __all__ = [
     "OPEN_STATES",
     "SAVED_VIEW_NAME_MAX",
     "TITLE_MAX",
+    "ActionLinkUse",
     "ApprovalRequest",
     "Attachment",
     "AuditExport",

@@ -85,3 +85,20 @@ class MailPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.kind} {self.delivery}"
+
+
+class ActionLinkUse(models.Model):
+    """A mailed action link that was used: each link acts once (its `nonce` is unique).
+
+    The link itself (approvals.action_links) is signed and carries who may use it, on
+    which request, for which action, and when it was made; only its use is stored.
+    """
+
+    nonce = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    request = models.ForeignKey("ApprovalRequest", on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=30)
+    used_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.action} link of {self.user} used {self.used_at:%Y-%m-%d %H:%M}"

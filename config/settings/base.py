@@ -371,6 +371,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "baton@localhost")
 BATON_BASE_URL = os.environ.get("BATON_BASE_URL", "http://127.0.0.1:8000")
 # The daily digest of notifications goes out at this hour of each person's local morning.
 BATON_DIGEST_HOUR = int(os.environ.get("BATON_DIGEST_HOUR", "8"))
+# How long an approve / reject link in a mail works (approvals.action_links).
+BATON_ACTION_LINK_DAYS = int(os.environ.get("BATON_ACTION_LINK_DAYS", "7"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
