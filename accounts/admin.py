@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiToken, Delegation, Team, TeamMembership, User
+from accounts.models import ApiToken, Delegation, Holiday, Team, TeamMembership, User, WorkingCalendar
 from accounts.sessions import sessions_end_everywhere
 
 
@@ -106,3 +106,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 1
+
+
+@admin.register(WorkingCalendar)
+class WorkingCalendarAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "time_zone", "day_starts", "day_ends"]
+    inlines = [HolidayInline]

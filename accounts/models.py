@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -27,6 +29,9 @@ class User(AbstractUser):
     is_service_account = models.BooleanField(
         default=False, help_text="A machine client: no password login; it uses API tokens only."
     )
+    # Where the person works, for times shown in mail and the daily digest's morning;
+    # empty: the site's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["username"]
@@ -62,6 +67,14 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return str(self)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The person's time zone (the site's when unset or unknown)."""
+        try:
+            return ZoneInfo(self.time_zone or settings.TIME_ZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(settings.TIME_ZONE)
 
 
 class Team(models.Model):
@@ -131,6 +144,10 @@ class Delegation(models.Model):
     revoked_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="delegations_revoked"
     )
+    # When the timers scan told both people's inboxes that it began / ended (so each edge
+    # is announced once, whenever the scan runs after it).
+    start_announced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    end_announced_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = DelegationQuerySet.as_manager()
 
@@ -199,3 +216,70 @@ class ApiToken(models.Model):
     def is_usable(self, at: datetime | None = None) -> bool:
         moment = at or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > moment)
+
+
+def _default_weekdays() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday to Friday (date.weekday())
+
+
+class WorkingCalendar(models.Model):
+    """When work counts towards an SLA measured in working hours: the weekdays, the hours
+    of a working day and the holidays, in one time zone.
+
+    The calendar without a team is the organisation's default; a team's own calendar
+    overrides it for the work its members hold (accounts.calendars.calendar_for).
+    """
+
+    name = models.CharField(max_length=120)
+    team = models.OneToOneField(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="working_calendar"
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Days of the week that are working days: 0 is Monday, 6 is Sunday.
+    weekdays = models.JSONField(default=_default_weekdays)
+    day_starts = models.TimeField(default=time(9, 0))
+    day_ends = models.TimeField(default=time(17, 0))
+
+    class Meta:
+        ordering = ["team_id", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(day_ends__gt=models.F("day_starts")), name="calendar_day_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        problems: dict[str, list[str]] = {}
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems["time_zone"] = [f"'{self.time_zone}' is not a known time zone (e.g. Europe/Berlin)."]
+        days = self.weekdays
+        if (
+            not isinstance(days, list)
+            or not days
+            or not all(isinstance(d, int) and 0 <= d <= 6 for d in days)
+        ):
+            problems["weekdays"] = ["List at least one working day, as numbers 0 (Monday) to 6 (Sunday)."]
+        if self.day_starts is not None and self.day_ends is not None and self.day_ends <= self.day_starts:
+            problems["day_ends"] = ["A working day must end after it starts."]
+        if problems:
+            raise ValidationError(problems)
+
+
+class Holiday(models.Model):
+    """A day off in one calendar's time zone: no working hours on it."""
+
+    calendar = models.ForeignKey(WorkingCalendar, on_delete=models.CASCADE, related_name="holidays")
+    day = models.DateField()
+    name = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "day"], name="holiday_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}".strip()

@@ -32,6 +32,8 @@ class Action(models.TextChoices):
     CLAIM = "claim", "Claim"
     UNCLAIM = "unclaim", "Release"
     REASSIGN = "reassign", "Reassign"
+    # The system's own: a stage's SLA ran out and its policy decides for it (approvals.timers).
+    TIME_OUT = "time_out", "Decide automatically when overdue"
 
     @property
     def done(self) -> str:
@@ -109,6 +111,7 @@ _DONE = {
     Action.CLAIM: "claimed",
     Action.UNCLAIM: "released",
     Action.REASSIGN: "reassigned",
+    Action.TIME_OUT: "decided automatically when the stage ran out of time",
 }
 _NEWS = {
     Action.SUBMIT: "was submitted for review",
@@ -124,6 +127,7 @@ _NEWS = {
     Action.MOVE_POLICY: "was moved to another version of its policy",
     Action.COMMENT: "has a new comment",
     Action.ATTACH: "has new files",
+    Action.TIME_OUT: "was decided automatically when a stage ran out of time",
 }
 _COMMENT_REQUIRED = {
     Action.REJECT: "Say why you reject it.",

@@ -461,6 +461,7 @@ class InboxFilterForm(forms.Form):
             ("mine", "Assigned to me"),
             ("queue", "My groups' queues"),
             ("delegated", "For people I stand in for"),
+            ("snoozed", "Snoozed"),
         ],
         required=False,
     )

@@ -1,5 +1,5 @@
 """Telling people what happened to their requests and items: in the app (the bell) and,
-for those with an address, by mail.
+for those with an address, by mail as they prefer (approvals.mailing).
 
 Runs in a Celery task after commit (delivered through the outbox, at least once); the
 (event id, recipient) uniqueness makes a repeated delivery send nothing twice. The words
@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 
 from accounts.models import User
+from approvals.action_links import LINK_ACTIONS, action_link_make
 from approvals.actions import Action
+from approvals.mailing import mail_dispatch
 from approvals.models import ApprovalRequest, Notification, State
 from approvals.records import RequestRecord, request_record
 from workflows.models import AuditEntry, Handoff, OutboxEvent, Recipient
@@ -160,6 +161,12 @@ def _bell_event(notification: Notification, *, by: User | None) -> OutboxEvent:
     )
 
 
+def _decided_by_mail(request: ApprovalRequest) -> bool:
+    """Whether the request waits for a decision a mail link can take (not a task)."""
+    stage = request.current_stage
+    return request.state == State.IN_REVIEW and stage is not None and not stage.is_task
+
+
 def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id: str) -> int:
     """Record (and mail, where there is an address) one notification per person concerned
     by audit entry `audit_seq`: whoever got work from it, whoever lost or passed on work,
@@ -183,6 +190,7 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
     if entry.actor_id is not None:
         people = people.exclude(pk=entry.actor_id)  # nobody is told about their own action
     sent = 0
+    created: list[Notification] = []
     for person in people.order_by("pk"):
         kind = _kind_for(person.pk, told, named, request)
         text = news
@@ -195,6 +203,12 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
         if entry.comment and entry.comment not in news:
             body += f"\nComment: {entry.comment}\n"
         body += f"\nOpen it: {link}\n"
+        if kind == Kind.HANDOFF and _decided_by_mail(request):
+            body += "".join(
+                f"{action.label}: {action_link_make(user=person, request=request, action=action)}\n"
+                for action in LINK_ACTIONS
+            )
+            body += "(Each link asks you to confirm, works once, only for you, for a few days.)\n"
         try:
             with transaction.atomic():
                 notification = Notification.objects.create(
@@ -206,12 +220,13 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
                     subject=subject,
                     body=body,
                 )
+                created.append(notification)
                 # The bell of every open page of theirs changes at once (after commit).
                 outbox_write([_bell_event(notification, by=entry.actor)])
         except IntegrityError:
             continue  # this event was already delivered to this person
-        if person.email:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [person.email])
         sent += 1
+    # Mail as each person prefers (at once, in the daily digest, or none).
+    mail_dispatch(created, after_commit=False)
     logger.info("notified %s people of %s #%s", sent, request.reference, audit_seq)
     return sent

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import policies
+from approvals.action_links import LinkProblem, action_link_read
 from approvals.actions import BULK_ACTIONS, OFFERED, Action
 from approvals.expiry import ExpiryTerms
 from approvals.models import (
     SAVED_VIEW_NAME_MAX,
     TITLE_MAX,
+    ActionLinkUse,
     ApprovalRequest,
     Notification,
     RequestType,
@@ -258,3 +261,23 @@ def notifications_mark_read(*, recipient: User, notification_ids: list[int] | No
     if notification_ids is not None:
         unread = unread.filter(pk__in=notification_ids)
     return unread.update(read_at=timezone.now())
+
+
+# --- mailed action links --------------------------------------------------------------------
+
+
+def action_link_use(
+    token: str, *, user: User, comment: str = "", now: datetime | None = None
+) -> TransitionResult[ApprovalRequest]:
+    """Act as the link says, once: records its use and takes the action in one transaction
+    (a refused action leaves the link unused). Raises LinkProblem, or the transition
+    service's errors (not allowed, forbidden, a missing reason)."""
+    claim = action_link_read(token, user=user, now=now)
+    try:
+        with transaction.atomic():
+            ActionLinkUse.objects.create(
+                nonce=claim.nonce, user=user, request_id=claim.request_id, action=claim.action.value
+            )
+            return request_act(request_id=claim.request_id, action=claim.action, actor=user, comment=comment)
+    except IntegrityError:
+        raise LinkProblem("used", "This link was used already: each link acts once.") from None

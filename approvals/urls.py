@@ -1,11 +1,13 @@
 from django.urls import path
 
 from approvals.views import (
+    action_links,
     delegations,
     handoffs,
     inbox,
     lists,
     notifications,
+    preferences,
     reassign,
     requests,
     team,
@@ -22,6 +24,8 @@ urlpatterns = [
     path("inbox/views/<int:pk>/delete/", inbox.saved_view_delete, name="saved_view_delete"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
+    path("settings/mail/", preferences.mail_preferences, name="mail_preferences"),
+    path("mail/act/<str:token>/", action_links.action_link, name="action_link"),
     path("requests/", lists.my_requests, name="my_requests"),
     path("requests/all/", lists.all_requests, name="all_requests"),
     path("requests/new/", requests.request_new, name="request_new"),
@@ -33,6 +37,7 @@ urlpatterns = [
     path("files/<int:pk>/", requests.attachment_download, name="attachment_download"),
     path("handoffs/<int:pk>/claim/", handoffs.handoff_claim_view, name="handoff_claim"),
     path("handoffs/<int:pk>/unclaim/", handoffs.handoff_unclaim_view, name="handoff_unclaim"),
+    path("handoffs/<int:pk>/snooze/", handoffs.handoff_snooze_view, name="handoff_snooze"),
     path("requests/<int:pk>/reassign/", reassign.request_reassign, name="request_reassign"),
     path("team/", team.team, name="team"),
     path("team/reassign/", reassign.team_reassign, name="team_reassign"),

@@ -5,6 +5,7 @@
     work.py     Action.COMPLETE, Action.HAND_BACK (task stages)
     close.py    Action.WITHDRAW, Action.CANCEL
     move.py     Action.MOVE_POLICY
+    timeout.py  Action.TIME_OUT (the system, when a stage's SLA runs out)
     base.py     the facts every action reads, and the effects they share
 
 Each action says who may take it (`allowed`, and `refusal`: why not, in a sentence),
@@ -35,6 +36,7 @@ from approvals.lifecycle.decide import CHANGES_STAGE, Approve, Reject, RequestCh
 from approvals.lifecycle.explain import Explanation, WhyNot, request_why_not
 from approvals.lifecycle.move import MovePolicy, move_plan
 from approvals.lifecycle.submit import Edit, Resubmit, Submit, revision_diff
+from approvals.lifecycle.timeout import TimeOut
 from approvals.lifecycle.work import Complete, HandBack, task_handoffs
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.routing import Stage
@@ -64,6 +66,7 @@ class RequestLifecycle(Workflow[ApprovalRequest, RequestFacts]):
             Cancel(),
             Expire(),
             MovePolicy(),
+            TimeOut(),
         )
     }
     lock_related = ("request_type", "requester", "policy_version")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("approvals", "0006_audit_exports"),
+        ("approvals", "0008_timers_notifications_mail_action_links"),
     ]
 
     operations = [

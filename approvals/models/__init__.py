@@ -3,7 +3,7 @@
 from approvals.models.api import IdempotentRequest
 from approvals.models.discussion import Attachment, Comment
 from approvals.models.exports import AuditExport, ExportState
-from approvals.models.notification import Notification
+from approvals.models.notification import ActionLinkUse, MailPreference, Notification
 from approvals.models.requests import (
     FULFILMENT_STATES,
     OPEN_STATES,
@@ -25,6 +25,7 @@ __all__ = [
     "OPEN_STATES",
     "SAVED_VIEW_NAME_MAX",
     "TITLE_MAX",
+    "ActionLinkUse",
     "ApprovalRequest",
     "Attachment",
     "AuditExport",
@@ -32,6 +33,7 @@ __all__ = [
     "Decision",
     "ExportState",
     "IdempotentRequest",
+    "MailPreference",
     "Notification",
     "OnExpiry",
     "PolicyVersion",

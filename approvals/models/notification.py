@@ -21,6 +21,8 @@ class Notification(models.Model):
         CHANGES = "changes", "Changes asked"
         REASSIGNED = "reassigned", "Reassigned"
         ESCALATION = "escalation", "Escalation"
+        REMINDER = "reminder", "Reminder"
+        FOLLOW_UP = "follow_up", "Follow-up"
         COMMENT = "comment", "Comment"
         CLOSED = "closed", "Closed"
         OTHER = "other", "Update"
@@ -36,6 +38,10 @@ class Notification(models.Model):
     body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Mail: waiting for the recipient's daily digest (their preference for this kind),
+    # and when it went out (single mail or digest), so a digest never repeats one.
+    digest_pending = models.BooleanField(default=False)
+    mailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -47,7 +53,52 @@ class Notification(models.Model):
             models.Index(
                 fields=["recipient"], condition=models.Q(read_at__isnull=True), name="notification_unread"
             ),
+            # The daily digest: what still waits to be mailed, per person.
+            models.Index(
+                fields=["recipient", "id"],
+                condition=models.Q(digest_pending=True),
+                name="notification_digest",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.subject
+
+
+class MailPreference(models.Model):
+    """How a person wants mail of one kind of notification: each one at once, gathered
+    in a daily digest, or none (the bell keeps them all). No row: at once."""
+
+    class Delivery(models.TextChoices):
+        IMMEDIATE = "immediate", "Each one at once"
+        DIGEST = "digest", "In a daily digest"
+        OFF = "off", "No mail"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_preferences"
+    )
+    kind = models.CharField(max_length=20, choices=Notification.Kind.choices)
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.IMMEDIATE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="mail_preference_once_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.kind} {self.delivery}"
+
+
+class ActionLinkUse(models.Model):
+    """A mailed action link that was used: each link acts once (its `nonce` is unique).
+
+    The link itself (approvals.action_links) is signed and carries who may use it, on
+    which request, for which action, and when it was made; only its use is stored.
+    """
+
+    nonce = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    request = models.ForeignKey("ApprovalRequest", on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=30)
+    used_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.action} link of {self.user} used {self.used_at:%Y-%m-%d %H:%M}"

@@ -322,6 +322,16 @@ class ApprovalRequest(WorkflowModel):
     def hand_back(self, *, change: RouteChange) -> str:
         return self._apply(change)
 
+    @transition(
+        field=state,
+        source=State.IN_REVIEW,
+        target=RETURN_VALUE(State.IN_REVIEW, State.APPROVED, State.REJECTED),
+        permission=fsm_permission(Action.TIME_OUT),
+        conditions=[_waits_for_decision],
+    )
+    def time_out(self, *, change: RouteChange) -> str:
+        return self._apply(change)
+
 
 class RequestRevision(models.Model):
     """What a request said at one revision: the first submission, then each resubmission.

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
+from accounts.calendars import CalendarRule, WorkingHours, calendar_for, working_duration
 from accounts.models import TeamMembership, User
 from approvals.route.plan import Slot
 from approvals.routing import Stage, payload_value
@@ -151,8 +152,28 @@ def too_few(stage: Stage, slots: list[Slot]) -> bool:
 
 
 def handoff_specs(stage: Stage, slots: list[Slot]) -> list[HandoffSpec]:
-    """A handoff per slot, due the stage's SLA after it opens."""
-    return [
-        HandoffSpec(user=s.user, group=s.group, stage=s.stage or stage.name, slot=s.key, due_in=stage.sla)
-        for s in slots
-    ]
+    """A handoff per slot, due the stage's SLA after it opens: in wall-clock time, or
+    (`sla_clock: working`) in working time of the holder's calendar (a group's: the
+    organisation's), with its reminders at the stage's fractions of it."""
+    specs = []
+    rules: dict[int | None, CalendarRule] = {}
+    for s in slots:
+        due_rule = None
+        if stage.sla is not None and stage.sla_clock == "working":
+            holder = s.user.pk if s.user is not None else None
+            if holder not in rules:
+                rules[holder] = calendar_for(s.user)
+            rule = rules[holder]
+            due_rule = WorkingHours(rule=rule, duration=working_duration(rule, stage.sla))
+        specs.append(
+            HandoffSpec(
+                user=s.user,
+                group=s.group,
+                stage=s.stage or stage.name,
+                slot=s.key,
+                due_in=stage.sla if due_rule is None else None,
+                due_rule=due_rule,
+                remind_at=stage.remind_at,
+            )
+        )
+    return specs

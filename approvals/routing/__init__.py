@@ -14,6 +14,10 @@ A policy document (YAML or JSON, kept in git or edited in the admin):
         approvers: {requester_manager: true}
         rule: any                     # any | all | quorum
         sla: 2d                       # 30m, 4h, 2d, 1d12h, or ISO 8601 (P2DT4H)
+        sla_clock: working            # calendar (default) | working: the holder's working calendar
+        remind_at: [0.5, 0.9]         # reminders to the holder at these fractions of the SLA
+        on_overdue: reassign          # notify_manager | reassign | reject | approve (default:
+                                      # reassign with escalate_to, else notify_manager)
         escalate_to: {group: managers}
       - name: finance
         when: {field: amount, op: gt, value: 1000}

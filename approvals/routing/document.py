@@ -12,13 +12,16 @@ from approvals.routing.limits import POLICY_BOUNDS, shape_problem
 from approvals.routing.model import (
     APPROVER_KEYS,
     DECISION_ONLY_KEYS,
+    MAX_REMINDERS,
     MAX_STAGES,
     NOT_FULFILLED,
     OPERATORS,
     OPTION_KEYS,
     OUTPUTS,
+    OVERDUE_ACTIONS,
     PARALLEL_KEYS,
     RULES,
+    SLA_CLOCKS,
     STAGE_KEYS,
     STAGE_KINDS,
     STAGE_NAME,
@@ -232,6 +235,24 @@ class _Reader:
                     where,
                     f"'sla' must be a duration such as 30m, 4h, 2d or P2DT4H (got {value_text(raw['sla'])})",
                 )
+        sla_clock = raw.get("sla_clock", "calendar")
+        if sla_clock not in SLA_CLOCKS:
+            self.fail(where, f"'sla_clock' must be calendar or working (got {value_text(sla_clock)})")
+            sla_clock = "calendar"
+        remind_at = self.reminders(where, raw.get("remind_at"))
+        on_overdue = raw.get("on_overdue", "")
+        if on_overdue and on_overdue not in OVERDUE_ACTIONS:
+            self.fail(
+                where,
+                f"'on_overdue' must be one of {', '.join(OVERDUE_ACTIONS)} (got {value_text(on_overdue)})",
+            )
+            on_overdue = ""
+        if on_overdue in {"approve", "reject"} and kind == "task":
+            self.fail(where, f"'on_overdue: {on_overdue}' decides a decision stage; a task cannot be")
+        if (sla_clock != "calendar" or remind_at or on_overdue) and sla is None and raw.get("sla") is None:
+            self.fail(where, "'sla_clock', 'remind_at' and 'on_overdue' need an 'sla'")
+        if on_overdue == "reassign" and raw.get("escalate_to") is None:
+            self.fail(where, "'on_overdue: reassign' needs 'escalate_to': whom to hand the work to")
         escalation = None
         if raw.get("escalate_to") is not None:
             target = raw["escalate_to"]
@@ -272,6 +293,9 @@ class _Reader:
             condition=condition,
             sla=sla,
             escalate_to=escalation,
+            sla_clock=str(sla_clock),
+            remind_at=remind_at,
+            on_overdue=str(on_overdue),
             description=description,
             kind=str(kind),
             outputs=outputs,
@@ -279,6 +303,23 @@ class _Reader:
             distinct_from=distinct_from,
             group=group,
         )
+
+    def reminders(self, where: str, raw: Any) -> tuple[float, ...]:
+        """`remind_at`: fractions of the SLA (between 0 and 1), e.g. [0.5, 0.9]."""
+        if raw is None:
+            return ()
+        if (
+            not isinstance(raw, list)
+            or len(raw) > MAX_REMINDERS
+            or not all(isinstance(f, int | float) and not isinstance(f, bool) and 0 < f < 1 for f in raw)
+        ):
+            self.fail(
+                where,
+                f"'remind_at' must list up to {MAX_REMINDERS} fractions of the SLA between 0 and 1, "
+                f"e.g. [0.5, 0.9] (got {value_text(raw)})",
+            )
+            return ()
+        return tuple(sorted({float(f) for f in raw}))
 
     def parallel(self, index: int, raw: Any) -> list[Stage | None]:
         """A group of task stages that run at the same time: {name, rule, quorum, stages}."""

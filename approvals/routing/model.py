@@ -37,6 +37,9 @@ STAGE_KEYS = {
     "veto",
     "when",
     "sla",
+    "sla_clock",
+    "remind_at",
+    "on_overdue",
     "escalate_to",
     "outputs",
     "if_not_done",
@@ -47,6 +50,13 @@ TASK_ONLY_KEYS = {"holders", "outputs", "if_not_done"}
 APPROVER_KEYS = {"users", "groups", "requester_manager", "team_manager", "from_output"}
 PARALLEL_KEYS = {"name", "rule", "quorum", "stages"}
 STAGE_KINDS = ("decision", "task")
+# How a stage's SLA is counted: wall-clock time, or working time of the holder's calendar.
+SLA_CLOCKS = ("calendar", "working")
+# What happens when a stage's SLA runs out: tell the holder's manager, hand the work to
+# the stage's escalation target, or decide automatically (as the system, audited).
+# An automatic approval happens only where a policy names it here explicitly.
+OVERDUE_ACTIONS = ("notify_manager", "reassign", "reject", "approve")
+MAX_REMINDERS = 5
 # Where a task that cannot be done goes: back to the requester, to the end of the request,
 # or (any other value) to the named earlier task stage.
 TO_REQUESTER = "requester"
@@ -179,6 +189,9 @@ class Stage:
     condition: Condition | None = None
     sla: timedelta | None = None
     escalate_to: Escalation | None = None
+    sla_clock: str = "calendar"
+    remind_at: tuple[float, ...] = ()
+    on_overdue: str = ""
     description: str = ""
     kind: str = "decision"
     outputs: Mapping[str, Any] | None = None
@@ -200,6 +213,14 @@ class Stage:
         else:
             text = "any one of them"
         return text + ("" if self.veto else ", no veto")
+
+    @property
+    def overdue_action(self) -> str:
+        """What its SLA running out does: as the policy says; by default a hand-over to
+        the escalation target where it names one, else a word to the holder's manager."""
+        if self.on_overdue:
+            return self.on_overdue
+        return "reassign" if self.escalate_to is not None else "notify_manager"
 
     @property
     def needed(self) -> int:

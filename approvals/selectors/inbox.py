@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 DUE_SOON = timedelta(hours=24)
 SORTS = ("due", "oldest", "newest")
-VIEWS = ("all", "mine", "queue", "delegated")
+# "snoozed": the viewer's own items put aside until a follow-up time (left out of the others).
+VIEWS = ("all", "mine", "queue", "delegated", "snoozed")
 DUES = ("overdue", "soon", "none")
 # Role groups carry permissions, not work: no queue is named after them.
 ROLE_GROUPS = tuple(ROLE_PERMISSIONS)
@@ -86,6 +87,7 @@ class InboxCounts:
     queue: int = 0
     delegated: int = 0
     overdue: int = 0
+    snoozed: int = 0
 
     @property
     def total(self) -> int:
@@ -112,6 +114,8 @@ class Reach:
     scopes: dict[int, frozenset[str] | None] = field(default_factory=dict)
 
     def holder_q(self, view: str = "all") -> Q:
+        if view == "snoozed":
+            return Q(assignee=self.user)
         mine = Q(assignee=self.user)
         queue = Q(assignee__isnull=True, candidate_group_id__in=self.group_ids)
         delegated = self.delegated_q()
@@ -143,6 +147,11 @@ def inbox_reach(user: User) -> Reach:
         known = scopes.get(d.delegator_id, frozenset())
         scopes[d.delegator_id] = None if known is None or not d.scope else known | set(d.scope)
     return Reach(user=user, group_ids=user_group_ids(user), delegators=delegators, scopes=scopes)
+
+
+def awake(now: datetime) -> Q:
+    """Handoffs not put aside by their holder at `now` (a snooze that ended counts as awake)."""
+    return Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now)
 
 
 def open_request_handoffs() -> QuerySet[Handoff]:
@@ -235,14 +244,16 @@ def handoffs_after(query: QuerySet[Handoff], filters: InboxFilter, cursor: str) 
 def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
+    active = awake(moment)
     found = (
         open_request_handoffs()
         .filter(reach.holder_q())
         .aggregate(
-            mine=Count("id", filter=reach.holder_q("mine")),
-            queue=Count("id", filter=reach.holder_q("queue")),
-            delegated=Count("id", filter=reach.holder_q("delegated")),
-            overdue=Count("id", filter=Q(due_at__lt=moment)),
+            mine=Count("id", filter=reach.holder_q("mine") & active),
+            queue=Count("id", filter=reach.holder_q("queue") & active),
+            delegated=Count("id", filter=reach.holder_q("delegated") & active),
+            overdue=Count("id", filter=Q(due_at__lt=moment) & active),
+            snoozed=Count("id", filter=reach.holder_q("mine") & ~active),
         )
     )
     return InboxCounts(**{k: int(v or 0) for k, v in found.items()})
@@ -260,7 +271,9 @@ def inbox_page(
     filters = filters or InboxFilter()
     reach = reach or inbox_reach(user)
     now = timezone.now()
-    query = handoffs_filtered(open_request_handoffs().filter(reach.holder_q(filters.view)), filters, now)
+    base = open_request_handoffs().filter(reach.holder_q(filters.view))
+    base = base.exclude(awake(now)) if filters.view == "snoozed" else base.filter(awake(now))
+    query = handoffs_filtered(base, filters, now)
     if cursor:
         query = handoffs_after(query, filters, cursor)
     _, order = handoff_order(filters)

@@ -1,4 +1,4 @@
-"""Claiming and releasing an item offered to a group."""
+"""Claiming and releasing an item offered to a group; snoozing one's own item."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import formats, timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from approvals import policies, selectors
+from approvals.snoozing import SnoozeForm
 from approvals.views.common import me
 from approvals.views.requests import detail_context
 from workflows import errors
-from workflows.services import handoff_claim, handoff_unclaim
+from workflows.services import handoff_claim, handoff_snooze, handoff_unclaim
 
 
 def _handoff_back(request: HttpRequest) -> HttpResponse:
@@ -60,3 +62,47 @@ def handoff_claim_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def handoff_unclaim_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _handoff_change(request, pk, claim=False)
+
+
+@login_required
+@require_POST
+def handoff_snooze_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Put one's item aside until a follow-up time (or wake it); a refusal names why."""
+    found = selectors.handoff_request(handoff_id=pk)
+    if found is None or not policies.may_view(found[1], me(request)):
+        raise Http404("No such item.")
+    req = found[1]
+    data = request.POST.copy()
+    if request.GET.get("preset"):
+        data["preset"] = request.GET["preset"]  # the inbox row's one-click button
+    form = SnoozeForm(data)
+    problem = ""
+    if form.is_valid():
+        now = timezone.now()
+        until = form.moment(now=now)
+        try:
+            handoff_snooze(handoff_id=pk, actor=me(request), until=until, now=now)
+        except errors.NotFound:
+            raise Http404("No such item.") from None
+        except errors.WorkflowError as exc:
+            problem = (
+                "; ".join(m for ms in exc.field_errors.values() for m in ms)
+                if exc.field_errors
+                else exc.detail
+            )
+            status = exc.http_status
+        else:
+            when = formats.date_format(timezone.localtime(until), "DATETIME_FORMAT") if until else ""
+            messages.success(
+                request,
+                f"Snoozed {req.reference} until {when}."
+                if until
+                else f"{req.reference} is back in your inbox.",
+            )
+            return _handoff_back(request)
+    else:
+        problem = "; ".join(str(m) for ms in form.errors.values() for m in ms)
+        status = 400
+    context = detail_context(request, req.pk)
+    context["problem"] = f"Snooze refused: {problem} Nothing was changed."
+    return render(request, "approvals/request_detail.html", context, status=status)

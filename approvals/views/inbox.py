@@ -49,11 +49,12 @@ def _tabs(filters: selectors.InboxFilter, counts: selectors.InboxCounts) -> list
         ("mine", "Assigned to me", counts.mine),
         ("queue", "My groups' queues", counts.queue),
         ("delegated", "For people I stand in for", counts.delegated),
+        ("snoozed", "Snoozed", counts.snoozed),
     ]
     return [
         Tab(label, count, f"?{filters.query(view=view)}", filters.view == view, view)
         for view, label, count in tabs
-        if view != "delegated" or count or filters.view == view
+        if view not in {"delegated", "snoozed"} or count or filters.view == view
     ]
 
 

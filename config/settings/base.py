@@ -328,7 +328,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "control_folder": str(VAR_DIR / "broker-control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
+    # Redis redelivers an unacknowledged task after this many seconds: longer than any
+    # task's retry window (a system check, workflows.checks, holds it so).
+    else {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -342,6 +344,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
     "webhook-resume": {"task": "workflows.webhook_resume", "schedule": 300.0},
     "webhook-purge": {"task": "workflows.webhook_purge", "schedule": 86400.0},
+    # Reminders and escalations of overdue handoffs (approvals.timers): the timers live
+    # in the database, so the scan's interval is their precision.
+    # Each person's daily digest, sent in their local digest hour (approvals.mailing).
+    "mail-digests": {"task": "approvals.digests_send", "schedule": 600.0},
+    "timers-scan": {
+        "task": "approvals.timers_scan",
+        "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),
+    },
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
@@ -393,6 +403,10 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.fileb
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "baton@localhost")
 BATON_BASE_URL = os.environ.get("BATON_BASE_URL", "http://127.0.0.1:8000")
+# The daily digest of notifications goes out at this hour of each person's local morning.
+BATON_DIGEST_HOUR = int(os.environ.get("BATON_DIGEST_HOUR", "8"))
+# How long an approve / reject link in a mail works (approvals.action_links).
+BATON_ACTION_LINK_DAYS = int(os.environ.get("BATON_ACTION_LINK_DAYS", "7"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -5,7 +5,15 @@ Nothing here changes state on its own: `workflows.services` is the one writer.
 """
 
 from workflows.models.audit import AppendOnlyError, AuditEntry, AuditEntryQuerySet
-from workflows.models.base import HandoffSpec, Recipient, TaskSpec, WorkflowEffects, WorkflowModel
+from workflows.models.base import (
+    DueRule,
+    HandoffSpec,
+    Recipient,
+    TaskSpec,
+    TimerState,
+    WorkflowEffects,
+    WorkflowModel,
+)
 from workflows.models.checkpoint import AuditCheckpoint, AuditCheckpointHead
 from workflows.models.handoffs import Handoff, HandoffQuerySet
 from workflows.models.outbox import IdempotencyKey, OutboxEvent
@@ -23,6 +31,7 @@ __all__ = [
     "AuditCheckpointHead",
     "AuditEntry",
     "AuditEntryQuerySet",
+    "DueRule",
     "Handoff",
     "HandoffQuerySet",
     "HandoffSpec",
@@ -30,6 +39,7 @@ __all__ = [
     "OutboxEvent",
     "Recipient",
     "TaskSpec",
+    "TimerState",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEventType",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib.auth.models import Group
 from django.db import models
@@ -16,11 +16,29 @@ if TYPE_CHECKING:
     from workflows.models.handoffs import Handoff
 
 
+class DueRule(Protocol):
+    """When work opened at `start` is due (e.g. so many working hours later)."""
+
+    def due_from(self, start: datetime) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class TimerState:
+    """Where a handoff's timers stand: carried to its successor when it is handed on."""
+
+    next_timer_at: datetime | None = None
+    reminders_sent: int = 0
+    escalated_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class HandoffSpec:
     """A handoff to open: to a user, to a candidate group, or to a group with a preset holder.
 
-    Due at `due_at`, or `due_in` after the moment it opens (one clock reading for both).
+    Due at `due_at`, or `due_in` after the moment it opens, or when `due_rule` says from
+    that moment (one clock reading for the opening and the due time). `remind_at` are
+    fractions of the time between opening and due (e.g. 0.5, 0.9) at which its holder is
+    reminded; `timers` (a successor's) carries its predecessor's timers on instead.
     """
 
     user: User | None = None
@@ -29,6 +47,14 @@ class HandoffSpec:
     slot: str = ""
     due_at: datetime | None = None
     due_in: timedelta | None = None
+    due_rule: DueRule | None = None
+    remind_at: tuple[float, ...] = ()
+    timers: TimerState | None = None
+
+    def due_from(self, now: datetime) -> datetime | None:
+        if self.due_rule is not None:
+            return self.due_rule.due_from(now)
+        return self.due_at if self.due_in is None else now + self.due_in
 
 
 @dataclass(frozen=True)

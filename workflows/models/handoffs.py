@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -49,6 +51,14 @@ class Handoff(models.Model):
         Group, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
     )
     due_at = models.DateTimeField(null=True, blank=True)
+    # The timers: when the scan next has something to do for this handoff (a reminder, or
+    # the escalation at `due_at`), how many reminders went out, and when it escalated.
+    # The scan advances them in the transaction that acts, so nothing fires twice.
+    next_timer_at = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    # Put aside by its holder until then: left out of active lists, woken by the timers scan.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
@@ -80,6 +90,17 @@ class Handoff(models.Model):
                 name="handoff_open_by_group",
             ),
             models.Index(fields=["content_type", "object_id"], name="handoff_by_instance"),
+            # The timers scan: open handoffs whose next timer is due, earliest first.
+            models.Index(
+                fields=["snoozed_until", "id"],
+                condition=Q(closed_at__isnull=True, snoozed_until__isnull=False),
+                name="handoff_snoozed",
+            ),
+            models.Index(
+                fields=["next_timer_at", "id"],
+                condition=Q(closed_at__isnull=True, next_timer_at__isnull=False),
+                name="handoff_timer_due",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -91,6 +112,23 @@ class Handoff(models.Model):
     def __str__(self) -> str:
         holder = self.assignee or self.candidate_group
         return f"{self.content_type.app_label}.{self.content_type.model}:{self.object_id} → {holder}"
+
+    def is_snoozed(self, at: datetime) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > at
+
+    def reminder_moments(self, fractions: tuple[float, ...]) -> list[datetime]:
+        """When the reminders at `fractions` of the time from opening to due fall."""
+        if self.due_at is None or self.due_at <= self.opened_at:
+            return []
+        span = self.due_at - self.opened_at
+        return [self.opened_at + span * f for f in sorted(fractions) if 0 < f < 1]
+
+    def next_timer(self, fractions: tuple[float, ...]) -> datetime | None:
+        """The next reminder not yet sent, else the due time while not escalated."""
+        pending = self.reminder_moments(fractions)[self.reminders_sent :]
+        if pending:
+            return pending[0]
+        return self.due_at if self.escalated_at is None else None
 
     @property
     def is_open(self) -> bool:

@@ -9,6 +9,7 @@ all. Views, API, tasks, commands and the admin call these functions; none of the
     creation.py     instance_create(): a new instance, optionally with its first action
     handoffs.py     handoff_claim(), handoff_unclaim(), handoff_reassign(), reassign_input_check()
     notes.py        instance_note(): a comment or an attachment on the record, state unchanged
+    snooze.py       handoff_snooze(): its holder puts an item aside until a follow-up time
     common.py       the system actor, the row lock, handoffs opened and closed, live events
     idempotency.py  keys that make a retried transition replay its first result
 """
@@ -30,6 +31,7 @@ from workflows.services.handoffs import (
     reassign_input_check,
 )
 from workflows.services.notes import instance_note
+from workflows.services.snooze import handoff_snooze
 from workflows.services.transition import transition
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "fields_to_save",
     "handoff_claim",
     "handoff_reassign",
+    "handoff_snooze",
     "handoff_unclaim",
     "instance_channel_group",
     "instance_create",

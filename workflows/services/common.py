@@ -104,25 +104,32 @@ def open_handoffs_of(instance: WorkflowModel) -> list[Handoff]:
 def handoffs_open(
     *, instance: WorkflowModel, specs: list[HandoffSpec], opened_by: User | None, now: datetime
 ) -> list[Handoff]:
-    """Insert a handoff per spec, opened at `now` (due `now + due_in` where a spec says so)."""
+    """Insert a handoff per spec, opened at `now`, due when its spec says counted from
+    that same `now`, its first timer set (workflows.models.Handoff.next_timer)."""
     if not specs:
         return []
     content_type = ContentType.objects.get_for_model(instance)
-    rows = [
-        Handoff(
+    rows = []
+    for spec in specs:
+        handoff = Handoff(
             content_type=content_type,
             object_id=str(instance.pk),
             stage=spec.stage,
             slot=spec.slot,
             assignee=spec.user,
             candidate_group=spec.group,
-            due_at=spec.due_at if spec.due_in is None else now + spec.due_in,
+            due_at=spec.due_from(now),
             opened_at=now,
             opened_by=opened_by,
             claimed_at=now if spec.user is not None and spec.group is not None else None,
         )
-        for spec in specs
-    ]
+        if spec.timers is not None:
+            handoff.next_timer_at = spec.timers.next_timer_at
+            handoff.reminders_sent = spec.timers.reminders_sent
+            handoff.escalated_at = spec.timers.escalated_at
+        else:
+            handoff.next_timer_at = handoff.next_timer(spec.remind_at)
+        rows.append(handoff)
     sql.rows_insert(rows)
     return rows
 

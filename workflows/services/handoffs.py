@@ -15,7 +15,7 @@ from django.utils import timezone
 from workflows import errors, records
 from workflows.audit import audit_entry_build
 from workflows.definition import Workflow, workflow_of
-from workflows.models import AuditEntry, Handoff, HandoffSpec, Recipient, WorkflowModel
+from workflows.models import AuditEntry, Handoff, HandoffSpec, Recipient, TimerState, WorkflowModel
 from workflows.outbox import outbox_write, task_event
 from workflows.permissions import may_claim, may_reassign
 from workflows.services.common import (
@@ -203,7 +203,9 @@ def handoff_reassign(
     """Hand an open handoff to someone else: close it ('reassigned') and open its successor.
 
     Never overwrites the holder, so who held the item when stays on record. Managers may
-    reassign any handoff; a holder may pass on their own. A reason is required.
+    reassign any handoff; a holder may pass on their own; the system (an SLA escalation)
+    may reassign any. A reason is required. The successor keeps the due time and the
+    timers' progress (reminders sent, escalated), so handing work on never restarts them.
     Returns the new handoff. Side effects: a 'reassign' audit entry; live events to the
     old and new holders. The system actor (an expiry's escalation) skips the role check.
     """
@@ -229,6 +231,11 @@ def handoff_reassign(
                     stage=handoff.stage,
                     slot=handoff.slot,
                     due_at=handoff.due_at,
+                    timers=TimerState(
+                        next_timer_at=handoff.next_timer_at,
+                        reminders_sent=handoff.reminders_sent,
+                        escalated_at=handoff.escalated_at,
+                    ),
                 )
             ],
             opened_by=person,
