@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from accounts.models import Holiday, Team, TeamMembership, WorkingCalendar
+from approvals.diagrams import policy_svg
 from approvals.route import Slot, handoff_specs
 from approvals.routing import PolicyError, policy_parse
 from tests.factories import GroupFactory, RequestTypeFactory, make_approver, make_request, make_requester
@@ -99,3 +100,17 @@ def test_the_overdue_action_defaults_to_the_escalation_target_else_the_manager()
         "notify_manager",
         "approve",
     )
+
+
+def test_the_policy_diagram_says_what_overdue_does():
+    policy = policy_parse(
+        {
+            "stages": [
+                {"name": "a", "approvers": {"groups": ["g"]}, "sla": "4h", "on_overdue": "reject"},
+                {"name": "b", "approvers": {"groups": ["g"]}, "sla": "1d", "sla_clock": "working"},
+            ]
+        }
+    )
+    svg = str(policy_svg(policy=policy))
+    assert "SLA 4h, then auto-rejected" in svg
+    assert "SLA 1d working" in svg
