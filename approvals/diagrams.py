@@ -273,7 +273,7 @@ def _stage_lines(stage: Stage) -> list[str]:
         sla = f"SLA {duration_text(stage.sla)}" + (" working" if stage.sla_clock == "working" else "")
         action = stage.overdue_action
         if action in {"approve", "reject"}:
-            sla += f", then auto-{action}d"
+            sla += ", then auto-" + ("approved" if action == "approve" else "rejected")
         elif stage.escalate_to is not None:
             sla += f", then {stage.escalate_to.describe()}"
         lines.append(sla)
