@@ -82,7 +82,8 @@ def route_marks(
             if index is not None:
                 verdict = "approved" if said_now.stage_outcome == "met" else "rejected"
                 marks[index] = StageMark(
-                    "met" if said_now.stage_outcome == "met" else "failed", f"{verdict} automatically: overdue"
+                    "met" if said_now.stage_outcome == "met" else "failed",
+                    f"{verdict} automatically: overdue",
                 )
         elif said_now is not None:
             index = index_of.get(said_now.stage)
