@@ -1,17 +1,21 @@
-"""bench/soak: the back half of Baton under faults — Celery workers, beat, the outbox relay —
-on PostgreSQL and a Redis of its own, under a steady mixed load, while a worker is
-SIGKILLed and Redis is restarted. Afterwards it counts what must hold and prints it.
+"""bench/soak: Baton under faults — two WSGI and two ASGI web processes, two Celery
+workers, beat and the outbox relay, on PostgreSQL and a Redis of its own, under a steady
+mixed load, while a worker is SIGKILLed, Redis is restarted and a web process is stopped
+and started. Afterwards it counts what must hold and prints it.
 
     .venv/bin/python -m bench.soak --seconds 90 --database baton_bench_soak --redis-port 6397
 
-What runs: two Celery workers, Celery beat (the timers scan every 2 s, so SLAs of one
-minute run out during the soak) and one outbox relay, as subprocesses. The load runs in
-this process through the services (the web tier is not part of this soak): submissions of
-two request types (one whose stage is rejected automatically after 1 minute, one whose
-manager is told), approvals, claims and reassignments, at a steady pace.
+What runs, as subprocesses: two gunicorn (WSGI) and two uvicorn (ASGI) web processes,
+two Celery workers, Celery beat (the timers scan every 2 s, so SLAs of one minute run out
+during the soak) and one outbox relay. The load: submissions and approvals over HTTP, in
+turn to each web process, as logged-in people (forms with their CSRF tokens), and
+reassignments by a manager through the service, at a steady pace; of two request types
+(one whose stage is rejected automatically after 1 minute, one whose manager is told).
+An HTTP action counts as accepted when the server answered it with its redirect.
 
 Faults: at a third of the time worker 1 is SIGKILLed (and started again 3 s later); at
-half the time Redis is stopped for 3 s and started again.
+half the time Redis is stopped for 3 s and started again; at two thirds the first WSGI
+process is stopped (SIGTERM) and started again 3 s later.
 
 Afterwards (once the relay and the workers are idle): every accepted action is in the
 database once, every audit chain verifies, every outbox event is delivered, each
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +104,11 @@ class Processes:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
     def stop_all(self) -> None:
         for process in self.running.values():
             if process.poll() is None:
@@ -113,6 +123,77 @@ class Processes:
 def _worker_argv(name: str) -> list[str]:
     return [str(BIN / "celery"), "-A", "config", "worker", "--pool=solo", "-n", f"{name}@%h", "-Q", "celery",
             "--without-gossip", "--without-mingle", "--loglevel=INFO"]  # fmt: skip
+
+
+PASSWORD = "soak-password-1"  # nosec B105 - a throwaway soak database's test users
+
+
+class Web:
+    """A logged-in browser session per person, on each of the web processes in turn."""
+
+    def __init__(self, ports: list[int]) -> None:
+        import requests
+
+        self.ports = ports
+        self.sessions: dict[tuple[str, int], requests.Session] = {}
+        self.turn = 0
+
+    def _session(self, username: str, port: int) -> Any:
+        import requests
+
+        key = (username, port)
+        if key not in self.sessions:
+            session = requests.Session()
+            base = f"http://127.0.0.1:{port}"
+            page = session.get(f"{base}/login/", timeout=10)
+            session.post(
+                f"{base}/login/",
+                data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": _csrf(page.text)},
+                headers={"Referer": f"{base}/login/"},
+                timeout=10,
+                allow_redirects=False,
+            )
+            self.sessions[key] = session
+        return self.sessions[key]
+
+    def post(self, username: str, path: str, data: dict[str, Any]) -> int:
+        """POST a form as `username` to the next web process: 302 when it answered with the
+        request's page (accepted), else its status (0: unreachable, 1: sent elsewhere)."""
+        import requests
+
+        port = self.ports[self.turn % len(self.ports)]
+        self.turn += 1
+        base = f"http://127.0.0.1:{port}"
+        try:
+            session = self._session(username, port)
+            form = session.get(f"{base}{path}", timeout=10) if path.startswith("/requests/new/") else None
+            token = _csrf(form.text) if form is not None else session.cookies.get("csrftoken", "")
+            response = session.post(
+                f"{base}{path}",
+                data={**data, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{base}{path}"},
+                timeout=15,
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            self.sessions.pop((username, port), None)
+            return 0
+        if response.status_code == 302 and not re.search(
+            r"/requests/\d+/$", response.headers.get("Location", "")
+        ):
+            self.sessions.pop((username, port), None)  # e.g. back to the login page
+            return 1
+        return response.status_code
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    return found.group(1) if found else ""
+
+
+def _wsgi_argv(port: int) -> list[str]:
+    return [str(BIN / "gunicorn"), "config.wsgi:application", "-w", "1", "-b", f"127.0.0.1:{port}",
+            "--log-level", "warning"]  # fmt: skip
 
 
 def _world() -> dict[str, Any]:
@@ -130,12 +211,14 @@ def _world() -> dict[str, Any]:
     boss.groups.add(roles[MANAGERS])
     approvers = []
     for i in range(4):
-        person = User.objects.create_user(username=f"soak-a{i}", email=f"a{i}@example.com", manager=boss)
+        person = User.objects.create_user(
+            username=f"soak-a{i}", email=f"a{i}@example.com", manager=boss, password=PASSWORD
+        )
         person.groups.add(roles[APPROVERS])
         approvers.append(person)
     requesters = []
     for i in range(4):
-        person = User.objects.create_user(username=f"soak-r{i}", email=f"r{i}@example.com")
+        person = User.objects.create_user(username=f"soak-r{i}", email=f"r{i}@example.com", password=PASSWORD)
         person.groups.add(roles[REQUESTERS])
         requesters.append(person)
     names = [a.username for a in approvers]
@@ -152,42 +235,45 @@ def _world() -> dict[str, Any]:
     return {"approvers": approvers, "requesters": requesters, "types": types, "boss": boss}
 
 
-def _load_step(world: dict[str, Any], rng: random.Random, tally: Counter[str]) -> None:
+def _load_step(world: dict[str, Any], web: Web, rng: random.Random, tally: Counter[str]) -> None:
     from approvals.models import ApprovalRequest
-    from approvals.services import request_act, request_create
     from workflows import errors
     from workflows.models import Handoff
     from workflows.services import handoff_reassign
 
     roll = rng.random()
-    try:
-        if roll < 0.5:
-            request_create(
-                requester=rng.choice(world["requesters"]),
-                request_type=rng.choice(world["types"]),
-                title="soak",
-            )
-            tally["submitted"] += 1
-            return
-        waiting = list(
-            ApprovalRequest.objects.filter(state="in_review").order_by("?").values_list("pk", flat=True)[:1]
+    if roll < 0.5:
+        kind = rng.choice(world["types"])
+        status = web.post(
+            rng.choice(world["requesters"]).username, f"/requests/new/{kind.slug}/", {"title": "soak"}
         )
-        if not waiting:
-            return
-        handoff = Handoff.objects.filter(object_id=str(waiting[0]), closed_at__isnull=True).first()
-        if handoff is None or handoff.assignee is None:
-            return
-        if roll < 0.8:
-            request_act(request_id=waiting[0], action="approve", actor=handoff.assignee)
-            tally["approved"] += 1
-        else:
-            others = [a for a in world["approvers"] if a.pk != handoff.assignee_id]
-            handoff_reassign(
-                handoff_id=handoff.pk, actor=world["boss"], to_user=rng.choice(others), reason="soak"
-            )
-            tally["reassigned"] += 1
-    except errors.WorkflowError as exc:  # a timer (or the other action) got there first
-        tally[f"refused: {type(exc).__name__}"] += 1
+        tally["submitted" if status == 302 else f"submit answered {status}"] += 1
+        return
+    waiting = list(
+        ApprovalRequest.objects.filter(state="in_review").order_by("?").values_list("pk", "version")[:1]
+    )
+    if not waiting:
+        return
+    pk, version = waiting[0]
+    handoff = (
+        Handoff.objects.filter(object_id=str(pk), closed_at__isnull=True).select_related("assignee").first()
+    )
+    if handoff is None or handoff.assignee is None:
+        return
+    if roll < 0.8:
+        status = web.post(
+            handoff.assignee.username, f"/requests/{pk}/act/", {"action": "approve", "version": version}
+        )
+        tally["approved" if status == 302 else f"approve answered {status}"] += 1
+        return
+    others = [a for a in world["approvers"] if a.pk != handoff.assignee_id]
+    try:
+        handoff_reassign(
+            handoff_id=handoff.pk, actor=world["boss"], to_user=rng.choice(others), reason="soak"
+        )
+        tally["reassigned"] += 1
+    except errors.WorkflowError as exc:  # a timer (or a decision) got there first
+        tally[f"reassign refused: {type(exc).__name__}"] += 1
 
 
 def _settle(seconds: float) -> None:
@@ -240,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-port", type=int, default=6397)
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--rate", type=float, default=5, help="load steps per second")
+    parser.add_argument("--web-port", type=int, default=18600, help="the first of four ports")
     parser.add_argument("--check", action="store_true", help="exit 1 when a check fails")
     args = parser.parse_args(argv)
 
@@ -266,10 +353,21 @@ def main(argv: list[str] | None = None) -> int:
             [str(BIN / "celery"), "-A", "config", "beat", "-s", str(workdir / "beat"), "--loglevel=INFO"],
         )
         processes.start("relay", [sys.executable, "manage.py", "outbox_relay"])
-        time.sleep(5)
+        ports = [args.web_port + i for i in range(4)]
+        processes.start("wsgi-1", _wsgi_argv(ports[0]))
+        processes.start("wsgi-2", _wsgi_argv(ports[1]))
+        for port in ports[2:]:
+            processes.start(f"asgi-{port}", [str(BIN / "uvicorn"), "config.asgi:application", "--port", str(port),
+                                             "--log-level", "warning"])  # fmt: skip
+        time.sleep(8)
+        web = Web(ports)
         print(f"soak for {args.seconds:.0f} s at {args.rate} steps/s; logs in {workdir}", flush=True)
         started = time.monotonic()
-        faults = {"kill worker": args.seconds / 3, "restart redis": args.seconds / 2}
+        faults = {
+            "kill worker": args.seconds / 3,
+            "restart redis": args.seconds / 2,
+            "restart a web process": args.seconds * 2 / 3,
+        }
         while (elapsed := time.monotonic() - started) < args.seconds:
             for fault, at in list(faults.items()):
                 if elapsed >= at:
@@ -279,11 +377,15 @@ def main(argv: list[str] | None = None) -> int:
                         processes.kill("worker-1")
                         time.sleep(3)
                         processes.start("worker-1", _worker_argv("w1"))
-                    else:
+                    elif fault == "restart redis":
                         redis.stop()
                         time.sleep(3)
                         redis.start()
-            _load_step(world, rng, tally)
+                    else:
+                        processes.stop("wsgi-1")
+                        time.sleep(3)
+                        processes.start("wsgi-1", _wsgi_argv(ports[0]))
+            _load_step(world, web, rng, tally)
             time.sleep(1 / args.rate)
         print("load done; letting the timers and the relay finish ...", flush=True)
         time.sleep(70)  # the last SLAs (1 minute) run out and are scanned
@@ -292,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         processes.stop_all()
         redis.stop()
-    refused = {k: v for k, v in tally.items() if k.startswith("refused")}
-    print(f"\nrefused by the rules (expected under contention): {refused}")
+    other = {k: v for k, v in tally.items() if k not in {"submitted", "approved", "reassigned"}}
+    print(f"\nnot accepted (refused by the rules, or a web process down): {other}")
     for key, value in result.items():
         print(f"  {key:42} {value}")
     ok = (
