@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 # Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench bench-peer bench-audit bench-inbox fuzz audit relay clean
+.PHONY: run test lint format bench bench-peer bench-audit bench-inbox bench-timers bench-soak fuzz audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,16 @@ bench-audit: $(STAMP)
 # The inbox page on 1,000,000 requests on PostgreSQL (data kept in baton_bench_inbox); BENCH_ARGS="--rebuild --check"
 bench-inbox: $(STAMP)
 	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
+
+# The timers scan on 100,000 handoffs due over a day, beside a hand-written query (PostgreSQL,
+# database baton_bench_timers made afresh); BENCH_ARGS="--check" exits 1 on a missed target
+bench-timers: $(STAMP)
+	$(BIN)/python -m bench.timers $(BENCH_ARGS)
+
+# Web, workers, beat and relay under load while a worker is killed, Redis and a web process
+# restarted (database baton_bench_soak made afresh, Redis on port 6397); BENCH_ARGS="--seconds 60 --check"
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -85,6 +85,9 @@ class WorkingHours:
     def due_from(self, start: datetime) -> datetime:
         return working_time_add(self.rule, start=start, duration=self.duration)
 
+    def part_from(self, start: datetime, fraction: float) -> datetime:
+        return working_time_add(self.rule, start=start, duration=self.duration * fraction)
+
 
 def working_duration(rule: CalendarRule, sla: timedelta) -> timedelta:
     """An SLA read in working time: its whole days are working days of the calendar's

@@ -270,8 +270,11 @@ class StageMark:
 def _stage_lines(stage: Stage) -> list[str]:
     lines = [stage.approvers.describe(), stage.rule_text()]
     if stage.sla is not None:
-        sla = f"SLA {duration_text(stage.sla)}"
-        if stage.escalate_to is not None:
+        sla = f"SLA {duration_text(stage.sla)}" + (" working" if stage.sla_clock == "working" else "")
+        action = stage.overdue_action
+        if action in {"approve", "reject"}:
+            sla += ", then auto-" + ("approved" if action == "approve" else "rejected")
+        elif stage.escalate_to is not None:
             sla += f", then {stage.escalate_to.describe()}"
         lines.append(sla)
     return [line if len(line) <= 34 else line[:33] + "…" for line in lines]

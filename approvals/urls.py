@@ -3,6 +3,7 @@ from django.urls import path
 from approvals.views import (
     action_links,
     delegations,
+    figures,
     handoffs,
     inbox,
     lists,
@@ -41,6 +42,7 @@ urlpatterns = [
     path("requests/<int:pk>/reassign/", reassign.request_reassign, name="request_reassign"),
     path("team/", team.team, name="team"),
     path("team/reassign/", reassign.team_reassign, name="team_reassign"),
+    path("team/figures/", figures.figures, name="figures"),
     path("delegations/", delegations.delegations, name="delegations"),
     path("delegations/<int:pk>/revoke/", delegations.delegation_revoke_view, name="delegation_revoke"),
     path("account/webhooks/", webhooks.webhooks, name="webhooks"),

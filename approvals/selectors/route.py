@@ -76,7 +76,16 @@ def route_marks(
     for entry in entries[starts[-1] :]:
         record = request_record(entry)
         said_now = record.decision
-        if said_now is not None:
+        if said_now is not None and entry.action == Action.TIME_OUT:
+            # The system decided the stage when its SLA ran out: nobody approved or rejected.
+            index = index_of.get(said_now.stage)
+            if index is not None:
+                verdict = "approved" if said_now.stage_outcome == "met" else "rejected"
+                marks[index] = StageMark(
+                    "met" if said_now.stage_outcome == "met" else "failed",
+                    f"{verdict} automatically: overdue",
+                )
+        elif said_now is not None:
             index = index_of.get(said_now.stage)
             if index is not None and said_now.stage_outcome == "met":
                 marks[index] = StageMark(

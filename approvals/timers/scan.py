@@ -89,7 +89,7 @@ def handoff_timers_scan(*, now: datetime | None = None, batch_size: int = BATCH_
                     continue
                 outcome = timer_fire(handoff=handoff, request=request, now=moment)
                 report.fired[outcome] += 1
-                if outcome.startswith("escalated:") and outcome != "escalated:notify_manager":
+                if outcome in {"escalated:approve", "escalated:reject"}:
                     changed.add(request.pk)
         if len(batch) < batch_size:
             break

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from accounts.models import Holiday, Team, TeamMembership, WorkingCalendar
+from approvals.diagrams import policy_svg
 from approvals.route import Slot, handoff_specs
 from approvals.routing import PolicyError, policy_parse
 from tests.factories import GroupFactory, RequestTypeFactory, make_approver, make_request, make_requester
@@ -99,3 +100,31 @@ def test_the_overdue_action_defaults_to_the_escalation_target_else_the_manager()
         "notify_manager",
         "approve",
     )
+
+
+def test_the_policy_diagram_says_what_overdue_does():
+    policy = policy_parse(
+        {
+            "stages": [
+                {"name": "a", "approvers": {"groups": ["g"]}, "sla": "4h", "on_overdue": "reject"},
+                {"name": "b", "approvers": {"groups": ["g"]}, "sla": "1d", "sla_clock": "working"},
+            ]
+        }
+    )
+    svg = str(policy_svg(policy=policy))
+    assert "SLA 4h, then auto-rejected" in svg
+    assert "SLA 1d working" in svg
+
+
+def test_reminders_of_a_working_time_sla_fall_in_working_time():
+    # given a 2-day working SLA (16 working hours, UTC calendar) with a reminder at half
+    WorkingCalendar.objects.create(name="Org", time_zone="UTC")
+    group = GroupFactory.create()
+    stage = policy_parse(_document(group.name, sla="2d", sla_clock="working", remind_at=[0.5])).stages[0]
+    (spec,) = handoff_specs(stage, [Slot(key=f"group:{group.pk}", group=group)])
+    friday = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
+    due = spec.due_from(friday)
+    # then the reminder comes after 8 working hours (2 on Friday, 6 on Monday), not halfway
+    # through the weekend; and it is due on Tuesday at 15:00
+    assert spec.reminders_from(friday, due) == [datetime(2026, 3, 9, 15, 0, tzinfo=UTC)]
+    assert due == datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

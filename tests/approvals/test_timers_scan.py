@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.test import Client
 
 from accounts.models import Team, TeamMembership
 from approvals.actions import Action
@@ -204,3 +205,14 @@ def test_a_scan_works_through_many_due_handoffs_in_batches():
 def test_beat_runs_every_registered_scan():
     desk = Desk(remind_at=[0.5])
     assert timers_scan(now=desk.at(6)) == {"reminded": 1}
+
+
+def test_the_request_page_tells_the_automatic_decision_apart_from_a_persons():
+    desk = Desk(on_overdue="reject")
+    handoff_timers_scan(now=desk.at(11))
+    client = Client()
+    client.force_login(desk.requester)
+    html = client.get(f"/requests/{desk.request.pk}/").content.decode()
+    assert "decided automatically when the stage ran out of time" in html
+    assert "rejected automatically: overdue" in html
+    assert "rejected by" not in html

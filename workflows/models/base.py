@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 
 
 class DueRule(Protocol):
-    """When work opened at `start` is due (e.g. so many working hours later)."""
+    """When work opened at `start` is due (e.g. so many working hours later), and when a
+    `fraction` of that time has passed (where its reminders fall)."""
 
     def due_from(self, start: datetime) -> datetime: ...
+
+    def part_from(self, start: datetime, fraction: float) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class TimerState:
     next_timer_at: datetime | None = None
     reminders_sent: int = 0
     escalated_at: datetime | None = None
+    reminders_at: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,16 @@ class HandoffSpec:
         if self.due_rule is not None:
             return self.due_rule.due_from(now)
         return self.due_at if self.due_in is None else now + self.due_in
+
+    def reminders_from(self, now: datetime, due: datetime | None) -> list[datetime]:
+        """When its reminders fall if it opens at `now`, due at `due`: on the due rule's
+        clock (working time) where it has one, else in wall-clock time."""
+        if due is None or due <= now:
+            return []
+        fractions = sorted(f for f in self.remind_at if 0 < f < 1)
+        if self.due_rule is not None:
+            return [self.due_rule.part_from(now, f) for f in fractions]
+        return [now + (due - now) * f for f in fractions]
 
 
 @dataclass(frozen=True)

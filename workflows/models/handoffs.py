@@ -56,6 +56,9 @@ class Handoff(models.Model):
     # The scan advances them in the transaction that acts, so nothing fires twice.
     next_timer_at = models.DateTimeField(null=True, blank=True)
     reminders_sent = models.PositiveSmallIntegerField(default=0)
+    # When its reminders fall (ISO 8601), worked out when it opened from its SLA's clock
+    # (in working time where the SLA counts working hours).
+    reminders_at = models.JSONField(default=list, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     # Put aside by its holder until then: left out of active lists, woken by the timers scan.
     snoozed_until = models.DateTimeField(null=True, blank=True)
@@ -117,7 +120,10 @@ class Handoff(models.Model):
         return self.snoozed_until is not None and self.snoozed_until > at
 
     def reminder_moments(self, fractions: tuple[float, ...]) -> list[datetime]:
-        """When the reminders at `fractions` of the time from opening to due fall."""
+        """When its reminders fall: as worked out when it opened (`reminders_at`), else at
+        `fractions` of the wall-clock time from opening to due."""
+        if self.reminders_at:
+            return sorted(datetime.fromisoformat(moment) for moment in self.reminders_at)
         if self.due_at is None or self.due_at <= self.opened_at:
             return []
         span = self.due_at - self.opened_at

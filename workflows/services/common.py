@@ -127,7 +127,9 @@ def handoffs_open(
             handoff.next_timer_at = spec.timers.next_timer_at
             handoff.reminders_sent = spec.timers.reminders_sent
             handoff.escalated_at = spec.timers.escalated_at
+            handoff.reminders_at = list(spec.timers.reminders_at)
         else:
+            handoff.reminders_at = [m.isoformat() for m in spec.reminders_from(now, handoff.due_at)]
             handoff.next_timer_at = handoff.next_timer(spec.remind_at)
         rows.append(handoff)
     sql.rows_insert(rows)

@@ -235,6 +235,7 @@ def handoff_reassign(
                         next_timer_at=handoff.next_timer_at,
                         reminders_sent=handoff.reminders_sent,
                         escalated_at=handoff.escalated_at,
+                        reminders_at=tuple(handoff.reminders_at),
                     ),
                 )
             ],
