@@ -216,3 +216,11 @@ def test_schema_and_docs_are_served_locally(api: ApiWorld) -> None:
     docs = client.get("/api/docs/").content.decode()
     assert "cdn" not in docs.lower()
     assert "/static/drf_spectacular_sidecar/" in docs
+
+
+def test_a_moment_with_an_offset_postgres_refuses_is_compared_in_utc(api: ApiWorld) -> None:
+    # found by schemathesis: PostgreSQL refuses '+18:08' in a timestamp literal (a 500 before)
+    req = api.new_request()
+    response = api.client("requester").get(f"{API}/requests/", {"created_after": "0272-01-20T07:26:06+18:08"})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["results"]] == [req.pk]
