@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -16,6 +17,7 @@ from approvals.models import (
     SAVED_VIEW_NAME_MAX,
     TITLE_MAX,
     ApprovalRequest,
+    IdempotentRequest,
     Notification,
     RequestType,
     SavedView,
@@ -250,3 +252,14 @@ def notifications_mark_read(*, recipient: User, notification_ids: list[int] | No
     if notification_ids is not None:
         unread = unread.filter(pk__in=notification_ids)
     return unread.update(read_at=timezone.now())
+
+
+# The API's Idempotency-Key answers are kept this long (approvals.api.idempotency).
+IDEMPOTENCY_KEPT = timedelta(hours=24)
+
+
+def idempotent_requests_purge(*, older_than: timedelta = IDEMPOTENCY_KEPT) -> int:
+    """Forget the API's idempotency keys older than `older_than`; a retry after that is a
+    new request. Returns how many were forgotten (Celery beat runs it hourly)."""
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

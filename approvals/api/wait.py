@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -25,6 +27,7 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts.models import ApiToken, User
 from accounts.tokens import api_token_authenticate
+from approvals.api.auth import CallerRateThrottle
 from approvals.api.base import etag_of
 from approvals.api.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from approvals.api.representations import request_representation
@@ -61,15 +64,24 @@ def _release_connection() -> None:
         connection.close()
 
 
-def _token_user(header: str) -> tuple[User | None, str]:
+def _token(header: str) -> tuple[ApiToken | None, str]:
     try:
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             return None, "Send 'Authorization: Bearer <token>'."
-        token, reason = api_token_authenticate(raw.strip())
-        return (token.owner if isinstance(token, ApiToken) else None), reason
+        return api_token_authenticate(raw.strip())
     finally:
         _release_connection()
+
+
+def _throttle_wait(request: HttpRequest, *, user: User, token: ApiToken | None) -> float | None:
+    """Seconds to come back after, when the caller's budget (the API's throttle, the same
+    per-token count) is spent; None when the call may go on."""
+    throttle = CallerRateThrottle()
+    caller = SimpleNamespace(auth=token, user=user, META=request.META)
+    if throttle.allow_request(caller, None):  # type: ignore[arg-type]
+        return None
+    return throttle.wait() or 1.0
 
 
 def _read(request_id: int, user: User) -> tuple[dict[str, Any], str, int] | None:
@@ -92,17 +104,29 @@ def _answer(representation: dict[str, Any], etag: str) -> HttpResponse:
 
 
 async def _caller(request: HttpRequest) -> User | HttpResponse:
+    """The caller (a token's owner, or the session's person), or the problem to answer:
+    401 without valid credentials, 429 (with Retry-After) past the throttle."""
     header = request.headers.get("Authorization", "")
+    token: ApiToken | None = None
     if header:
-        user, reason = await sync_to_async(_token_user)(header)
-        if user is None:
+        token, reason = await sync_to_async(_token)(header)
+        if token is None:
             return _problem(401, "authentication_failed", "Authentication failed", reason)
-        return user
-    session_user: User | AnonymousUser = await request.auser()
-    await sync_to_async(_release_connection)()
-    if isinstance(session_user, User) and session_user.is_active:
-        return session_user
-    return _problem(401, "not_authenticated", "Authentication required", "Sign in or send a Bearer token.")
+        user: User = token.owner
+    else:
+        session_user: User | AnonymousUser = await request.auser()
+        await sync_to_async(_release_connection)()
+        if not (isinstance(session_user, User) and session_user.is_active):
+            return _problem(
+                401, "not_authenticated", "Authentication required", "Sign in or send a Bearer token."
+            )
+        user = session_user
+    retry_after = await sync_to_async(_throttle_wait)(request, user=user, token=token)
+    if retry_after is not None:
+        response = _problem(429, "throttled", "Too many requests", "Slow down; see Retry-After.")
+        response["Retry-After"] = str(math.ceil(retry_after))
+        return response
+    return user
 
 
 async def request_wait(request: HttpRequest, pk: int) -> HttpResponse:

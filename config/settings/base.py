@@ -328,6 +328,8 @@ AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
+    # The API's Idempotency-Key answers, kept 24 hours.
+    "api-idempotency-purge": {"task": "approvals.idempotency_purge", "schedule": 3600.0},
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
