@@ -194,11 +194,11 @@ class AuditExportView(ApiView):
         (the export is itself audited, as from the web)."""
         user = self.caller(request)
         audit_filter = _audit_filter(request, user)
-        fmt = request.query_params.get("format", "jsonl")
-        if fmt not in AuditExport.Format.values:
+        # `as`, not `format`: DRF reads `format` to choose its own renderer.
+        fmt = request.query_params.get("as", AuditExport.Format.JSONL.value)
+        if fmt not in EXPORT_FORMATS:
             raise errors.InvalidInput(
-                "Unknown format.",
-                field_errors={"format": [f"Choose one of: {', '.join(AuditExport.Format.values)}."]},
+                "Unknown format.", field_errors={"as": [f"Choose one of: {', '.join(EXPORT_FORMATS)}."]}
             )
         started = export.export_start(user=user, audit_filter=audit_filter, fmt=fmt)
         stream = export.export_stream(export=started, audit_filter=audit_filter, user=user)
