@@ -54,6 +54,9 @@ def wait_operation(result: dict[str, Any], generator: Any, request: Any, public:
                 "400": _problem("`seconds` out of range."),
                 "401": _problem("No valid credentials."),
                 "404": _problem("Not found, or not yours to see."),
+                "429": _problem(
+                    "Too many requests (Retry-After): the wait counts against the token's budget."
+                ),
             },
         }
     }

@@ -45,6 +45,15 @@ PROBLEMS = {
 }
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A retry with the same key and body gets the first answer (24 h); another body: 422.",
+)
+
+
 def problems(*codes: int) -> dict[Any, Any]:
     """The error answers of an operation, documented as application/problem+json."""
     return {(code, PROBLEM_CONTENT_TYPE): PROBLEMS[code] for code in (401, 429, *codes)}
@@ -101,7 +110,11 @@ class RequestTypeDetail(ApiView):
 
 
 class RequestTypeSimulate(ApiView):
-    @extend_schema(request=s.SimulateSerializer, responses={200: dict, **problems(400, 404)})
+    @extend_schema(
+        request=s.SimulateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: dict, **problems(400, 404, 409, 422)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         """The route a request of this type with `payload` would take if you submitted it now."""
         request_type = _active_type(slug)
@@ -193,6 +206,7 @@ class RequestList(ApiMixin, generics.ListAPIView):  # type: ignore[misc]
 
     @extend_schema(
         request=s.RequestCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: s.RequestSerializer, **problems(400, 403, 404, 409, 422)},
     )
     def post(self, request: Request) -> Response:
@@ -245,7 +259,10 @@ class RequestDetailView(ApiView):
 class RequestAction(ApiView):
     @extend_schema(
         request=s.ActionSerializer,
-        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False),
+            IDEMPOTENCY_KEY,
+        ],
         responses={200: s.RequestSerializer, **problems(400, 403, 404, 409, 412, 422)},
     )
     def post(self, request: Request, pk: int, name: str) -> Response:

@@ -73,5 +73,5 @@ def test_the_wait_endpoint_is_in_the_schema_with_bearer_auth(api: ApiWorld) -> N
     schema = Client().get("/api/schema/?format=json").json()
     wait = schema["paths"]["/api/v1/requests/{id}/wait/"]["get"]
     assert {p["name"] for p in wait["parameters"]} == {"id", "seconds", "If-None-Match"}
-    assert set(wait["responses"]) == {"200", "304", "400", "401", "404"}
+    assert set(wait["responses"]) == {"200", "304", "400", "401", "404", "429"}
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
