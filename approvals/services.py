@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -19,6 +19,7 @@ from approvals.models import (
     TITLE_MAX,
     ActionLinkUse,
     ApprovalRequest,
+    IdempotentRequest,
     Notification,
     RequestType,
     SavedView,
@@ -281,3 +282,14 @@ def action_link_use(
             return request_act(request_id=claim.request_id, action=claim.action, actor=user, comment=comment)
     except IntegrityError:
         raise LinkProblem("used", "This link was used already: each link acts once.") from None
+
+
+# The API's Idempotency-Key answers are kept this long (approvals.api.idempotency).
+IDEMPOTENCY_KEPT = timedelta(hours=24)
+
+
+def idempotent_requests_purge(*, older_than: timedelta = IDEMPOTENCY_KEPT) -> int:
+    """Forget the API's idempotency keys older than `older_than`; a retry after that is a
+    new request. Returns how many were forgotten (Celery beat runs it hourly)."""
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from approvals.mailing import digests_send
 from approvals.notifications import notify_transition
+from approvals.services import idempotent_requests_purge
 from approvals.timers import handoff_timer_fire, timers_scan
 
 
@@ -34,3 +35,8 @@ def handoff_timer_fire_task(*, handoff_id: int) -> str:
 @shared_task(name="approvals.digests_send", acks_late=True, ignore_result=True)
 def digests_send_task() -> int:
     return digests_send()
+
+
+@shared_task(name="approvals.idempotency_purge")
+def idempotency_purge_task() -> int:
+    return idempotent_requests_purge()

@@ -26,6 +26,7 @@ from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
 from accounts.sessions import WebSocketSessionLimits  # noqa: E402
+from approvals.api.wait import TokenWaitRoute  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from workflows.outbox import channel_layer_hosted, outbox_relay_drain  # noqa: E402
 
@@ -83,7 +84,8 @@ class LifespanWithRelay:
 application = LifespanWithRelay(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # API waiters with a token are served without a thread (approvals.api.wait).
+            "http": TokenWaitRoute(django_asgi_app),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(WebSocketSessionLimits(URLRouter(websocket_urlpatterns)))
             ),

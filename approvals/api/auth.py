@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions, throttling
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from accounts.models import ApiToken
 from accounts.tokens import api_token_authenticate
@@ -55,11 +56,6 @@ class BearerTokenAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
-class BrowserSessionAuthentication(SessionAuthentication):
-    """The browser's session, with CSRF checked on unsafe methods (DRF's own rule). A
-    session without a user leaves the 401 to the Bearer scheme's WWW-Authenticate."""
-
-
 class ReadOnlyTokenPermission(permissions.BasePermission):
     """A read-only token may use safe methods only (403 otherwise)."""
 
@@ -87,3 +83,17 @@ class CallerRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = f"anon-{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI document's name and description of the Bearer token scheme."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal or service account API token: baton_<prefix>_<secret>.",
+        }

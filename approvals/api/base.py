@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from accounts.models import User
 from approvals.api.auth import (
     BearerTokenAuthentication,
-    BrowserSessionAuthentication,
     CallerRateThrottle,
     ReadOnlyTokenPermission,
 )
@@ -57,7 +57,8 @@ def if_match_check(*, http_request: Request, request: ApprovalRequest) -> int | 
 class ApiMixin:
     """Mixed into every API view (DRF's APIView and generic views)."""
 
-    authentication_classes = [BearerTokenAuthentication, BrowserSessionAuthentication]
+    # A token, or the browser's session (DRF checks CSRF on its unsafe methods).
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, ReadOnlyTokenPermission]
     throttle_classes = [CallerRateThrottle]
     _idempotency_row: IdempotentRequest | None = None

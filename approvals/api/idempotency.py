@@ -23,6 +23,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from approvals.api.errors import problem
 from approvals.models import IdempotentRequest
+from approvals.services import IDEMPOTENCY_KEPT
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 HEADER = "Idempotency-Key"
 KEY_MAX = 200
-KEPT = timedelta(hours=24)
+KEPT = IDEMPOTENCY_KEPT
 # A first call still 'running' after this long died with its process: a retry takes over.
 ABANDONED_AFTER = timedelta(minutes=5)
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -128,9 +129,3 @@ def idempotency_finish(*, row: IdempotentRequest, response: Response) -> None:
     IdempotentRequest.objects.filter(pk=row.pk).update(
         status=response.status_code, response_body=body, response_headers=headers, completed_at=timezone.now()
     )
-
-
-def idempotency_purge(*, older_than: timedelta = KEPT) -> int:
-    """Forget keys older than `older_than` (24 h). Returns how many."""
-    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=timezone.now() - older_than).delete()
-    return deleted

@@ -25,5 +25,5 @@ urlpatterns = [
     path("audit/entries/", work.AuditEntries.as_view(), name="audit_entries"),
     path("audit/export/", work.AuditExportView.as_view(), name="audit_export"),
     # Last: whatever else is asked under /api/v1/ is a 404 problem, not an HTML page.
-    re_path(r"^.*$", api_not_found, name="not_found"),
+    re_path(r"^[\s\S]*$", api_not_found, name="not_found"),  # newlines included
 ]

@@ -15,7 +15,7 @@ from approvals import policies
 from approvals.api import serializers as s
 from approvals.api.base import ApiView
 from approvals.api.representations import handoff_json, history_json, person, request_summary
-from approvals.api.views import problems
+from approvals.api.views import IDEMPOTENCY_KEY, problems
 from approvals.audit import export, selectors
 from approvals.audit.filters import AuditFilter, AuditFilterForm
 from approvals.models import AuditExport
@@ -90,7 +90,9 @@ def _visible_handoff(*, handoff_id: int, user: User) -> Handoff:
 
 
 class HandoffClaim(ApiView):
-    @extend_schema(request=None, responses={200: dict, **problems(403, 404, 409, 422)})
+    @extend_schema(
+        request=None, parameters=[IDEMPOTENCY_KEY], responses={200: dict, **problems(400, 403, 404, 409, 422)}
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Claim an item offered to your group: it is yours until you release it."""
         user = self.caller(request)
@@ -99,7 +101,9 @@ class HandoffClaim(ApiView):
 
 
 class HandoffRelease(ApiView):
-    @extend_schema(request=None, responses={200: dict, **problems(403, 404, 409, 422)})
+    @extend_schema(
+        request=None, parameters=[IDEMPOTENCY_KEY], responses={200: dict, **problems(400, 403, 404, 409, 422)}
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Give a claimed item back to its group (its claimant or a manager)."""
         user = self.caller(request)
@@ -108,7 +112,11 @@ class HandoffRelease(ApiView):
 
 
 class HandoffReassign(ApiView):
-    @extend_schema(request=s.ReassignSerializer, responses={200: dict, **problems(400, 403, 404, 409, 422)})
+    @extend_schema(
+        request=s.ReassignSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={200: dict, **problems(400, 403, 404, 409, 422)},
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Hand an item to another person or group, with a reason (managers, or its holder)."""
         user = self.caller(request)
@@ -194,11 +202,11 @@ class AuditExportView(ApiView):
         (the export is itself audited, as from the web)."""
         user = self.caller(request)
         audit_filter = _audit_filter(request, user)
-        fmt = request.query_params.get("format", "jsonl")
-        if fmt not in AuditExport.Format.values:
+        # `as`, not `format`: DRF reads `format` to choose its own renderer.
+        fmt = request.query_params.get("as", AuditExport.Format.JSONL.value)
+        if fmt not in EXPORT_FORMATS:
             raise errors.InvalidInput(
-                "Unknown format.",
-                field_errors={"format": [f"Choose one of: {', '.join(AuditExport.Format.values)}."]},
+                "Unknown format.", field_errors={"as": [f"Choose one of: {', '.join(EXPORT_FORMATS)}."]}
             )
         started = export.export_start(user=user, audit_filter=audit_filter, fmt=fmt)
         stream = export.export_stream(export=started, audit_filter=audit_filter, user=user)

@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "approvals.timers_scan",
         "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),
     },
+    # The API's Idempotency-Key answers, kept 24 hours.
+    "api-idempotency-purge": {"task": "approvals.idempotency_purge", "schedule": 3600.0},
 }
 # Publishing happens in the outbox relay, which has its own retry and dead-letter
 # states; kombu must fail fast instead of blocking a request while the broker is down.
@@ -426,6 +428,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "approvals.api.schema.wait_operation",
+    ],
 }
 
 LOGGING = {

@@ -216,3 +216,19 @@ def test_schema_and_docs_are_served_locally(api: ApiWorld) -> None:
     docs = client.get("/api/docs/").content.decode()
     assert "cdn" not in docs.lower()
     assert "/static/drf_spectacular_sidecar/" in docs
+
+
+def test_a_moment_with_an_offset_postgres_refuses_is_compared_in_utc(api: ApiWorld) -> None:
+    # found by schemathesis: PostgreSQL refuses '+18:08' in a timestamp literal (a 500 before)
+    req = api.new_request()
+    response = api.client("requester").get(f"{API}/requests/", {"created_after": "0272-01-20T07:26:06+18:08"})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["results"]] == [req.pk]
+
+
+def test_unknown_api_paths_answer_a_404_problem_even_with_a_newline(api: ApiWorld) -> None:
+    client = api.client("requester")
+    for path in (f"{API}/nothing-here/", f"{API}/requests/1/actions/Jz%0A/", f"{API}/handoffs/-5/claim/"):
+        response = client.post(path, {}, format="json")
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == PROBLEM

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken
 from approvals.expiry import request_expire
 from approvals.models import ApprovalRequest, IdempotentRequest, OnExpiry, State
+from approvals.tasks import idempotency_purge_task
 from tests.approvals.api.conftest import API, ApiWorld
 from workflows.models import AuditEntry, Handoff
 
@@ -193,3 +194,13 @@ def test_service_account_cannot_log_in_with_a_password(api: ApiWorld) -> None:
     # the login form comes back with its error; no session is made
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+
+
+def test_keys_older_than_a_day_are_purged_and_the_key_is_free_again(api: ApiWorld) -> None:
+    client = api.client("requester")
+    _create(client, "daily")
+    IdempotentRequest.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    assert idempotency_purge_task() == 1
+    again = _create(client, "daily")
+    assert again.status_code == 201
+    assert ApprovalRequest.objects.count() == 2

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
+from approvals.api.auth import CallerRateThrottle
 from approvals.services import request_act
 from tests.approvals.api.conftest import API, ApiWorld
 
@@ -58,3 +59,14 @@ def test_a_request_the_caller_may_not_see_is_404_and_anonymous_is_401(api: ApiWo
     assert _wait(api, "other_requester", req.pk, "?seconds=0").status_code == 404
     anonymous = async_to_sync(AsyncClient().get)(f"{API}/requests/{req.pk}/wait/?seconds=0")
     assert anonymous.status_code == 401
+
+
+def test_the_wait_counts_against_the_token_budget(api: ApiWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CallerRateThrottle, "THROTTLE_RATES", {"api": "1/min"})
+    req = api.new_request()
+    headers = {"Authorization": f"Bearer {api.token_for('requester')}"}
+    url = f"{API}/requests/{req.pk}/wait/?seconds=0"
+    assert async_to_sync(AsyncClient().get)(url, headers=headers).status_code == 200
+    second = async_to_sync(AsyncClient().get)(url, headers=headers)
+    assert second.status_code == 429
+    assert int(second["Retry-After"]) > 0

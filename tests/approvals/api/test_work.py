@@ -75,3 +75,16 @@ def test_bad_audit_filter_is_a_400_naming_the_field(api: ApiWorld) -> None:
     response = api.client("auditor").get(f"{API}/audit/entries/", {"actor": "nobody-at-all"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "actor"
+
+
+def test_the_export_is_csv_when_asked_and_a_bundle_is_not_a_format_here(api: ApiWorld) -> None:
+    req = api.new_request()
+    auditor = api.client("auditor")
+    exported = auditor.get(f"{API}/audit/export/", {"ref": req.reference, "as": "csv"})
+    assert exported["Content-Type"].startswith("text/csv")
+    body = b"".join(exported.streaming_content).decode()  # type: ignore[attr-defined]
+    assert body.splitlines()[0].startswith("id,")
+    assert body.splitlines()[-1].startswith("#completeness")
+    refused = auditor.get(f"{API}/audit/export/", {"as": "bundle"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "as"
