@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from accounts.models import Delegation, User
 from approvals.actions import Action
-from approvals.models import ApprovalRequest, State
+from approvals.models import ApprovalRequest, RequestType, State
 from approvals.policies import may_view
 from workflows.models import Handoff, WebhookEventType, WorkflowModel
 from workflows.webhooks.registry import StepFacts, WebhookSource
@@ -84,7 +84,7 @@ class RequestWebhooks(WebhookSource):
             types.append(WebhookEventType.REQUEST_DECIDED.value)
         return types
 
-    def data(self, instance: WorkflowModel) -> dict[str, Any]:
+    def snapshot(self, instance: WorkflowModel) -> dict[str, Any]:
         assert isinstance(instance, ApprovalRequest)
         return {
             "id": instance.pk,
@@ -93,11 +93,21 @@ class RequestWebhooks(WebhookSource):
             "state": instance.state,
             "version": instance.version,
             "revision": instance.revision,
-            "request_type": instance.request_type.slug,
-            "requester": instance.requester.get_username(),
+            "request_type_id": instance.request_type_id,
+            "requester_id": instance.requester_id,
             "submitted_at": instance.submitted_at,
             "decided_at": instance.decided_at,
         }
+
+    def data(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        data = {k: v for k, v in snapshot.items() if k not in ("request_type_id", "requester_id")}
+        data["request_type"] = (
+            RequestType.objects.filter(pk=snapshot["request_type_id"]).values_list("slug", flat=True).first()
+        )
+        data["requester"] = (
+            User.objects.filter(pk=snapshot["requester_id"]).values_list("username", flat=True).first()
+        )
+        return data
 
     def visible_to(self, instance: WorkflowModel, users: list[User]) -> set[int]:
         assert isinstance(instance, ApprovalRequest)
