@@ -20,8 +20,14 @@ SUBMISSIONS = frozenset({Action.SUBMIT.value, Action.RESUBMIT.value})
 # The decisions a request's review ends a round with (a request for changes included:
 # it is the answer to the revision that was submitted).
 DECIDED_STATES = frozenset({State.APPROVED.value, State.REJECTED.value, State.CHANGES_REQUESTED.value})
-# Actions the SLA timers take (approvals' timers); named here by their audit names.
-ESCALATE, EXPIRE, EXPIRED_STATE = "escalate", "expire", "expired"
+# What the timers and the expiry really do, by audit name. Escalations: an overdue stage
+# decided by its policy (`time_out`, approvals.timers.escalation), and a handoff handed on
+# by the system actor (an overdue stage's reassignment, or an expiry's `on_expiry:
+# escalate`, approvals.expiry); a manager's reassignment is not one. Expiry: the `expire`
+# transition to the `expired` state (approvals.expiry.request_expire).
+TIME_OUT = Action.TIME_OUT.value
+SYSTEM_ESCALATIONS = frozenset({TIME_OUT, "reassign"})
+EXPIRE, EXPIRED_STATE = Action.EXPIRE.value, State.EXPIRED.value
 VIEW_ALL = "approvals.view_all_approvalrequest"
 
 
@@ -76,7 +82,7 @@ class RequestWebhooks(WebhookSource):
             types.append(WebhookEventType.REQUEST_SUBMITTED.value)
         if step.opened:
             types.append(WebhookEventType.HANDOFF_OPENED.value)
-        if step.action == ESCALATE:
+        if step.action in SYSTEM_ESCALATIONS and step.actor is None:
             types.append(WebhookEventType.REQUEST_ESCALATED.value)
         if step.action == EXPIRE or (step.target == EXPIRED_STATE and step.source != EXPIRED_STATE):
             types.append(WebhookEventType.REQUEST_EXPIRED.value)

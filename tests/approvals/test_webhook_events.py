@@ -264,22 +264,31 @@ def test_a_delivery_whose_task_was_lost_is_queued_again(world: World):
 
 
 @pytest.mark.parametrize(
-    ("action", "source", "target", "expected"),
+    ("action", "by_system", "source", "target", "expected"),
     [
-        ("escalate", "in_review", "in_review", {"action.taken", "request.escalated"}),
-        ("expire", "in_review", "expired", {"action.taken", "request.expired"}),
-        ("approve", "in_review", "in_review", {"action.taken"}),  # one stage of several
-        ("request_changes", "in_review", "changes_requested", {"action.taken", "request.decided"}),
-        ("resubmit", "changes_requested", "in_review", {"action.taken", "request.submitted"}),
-        ("withdraw", "in_review", "withdrawn", {"action.taken"}),
+        # an overdue stage handed on by the timers, or an expiry's escalation
+        ("reassign", True, "in_review", "in_review", {"action.taken", "request.escalated"}),
+        # an overdue stage decided by its policy: escalated and decided
+        ("time_out", True, "in_review", "rejected", {"action.taken", "request.escalated", "request.decided"}),
+        ("expire", True, "in_review", "expired", {"action.taken", "request.expired"}),
+        ("reassign", False, "in_review", "in_review", {"action.taken"}),  # a manager's
+        ("approve", False, "in_review", "in_review", {"action.taken"}),  # one stage of several
+        ("request_changes", False, "in_review", "changes_requested", {"action.taken", "request.decided"}),
+        ("resubmit", False, "changes_requested", "in_review", {"action.taken", "request.submitted"}),
+        ("withdraw", False, "in_review", "withdrawn", {"action.taken"}),
     ],
 )
 def test_each_lifecycle_step_is_the_event_types_it_means(
-    world: World, action: str, source: str, target: str, expected: set[str]
+    world: World, action: str, by_system: bool, source: str, target: str, expected: set[str]
 ):
-    # The SLA timers' actions (escalate, expire) are named by their audit names.
+    # The timers' and the expiry's actions are named by their audit names.
     step = StepFacts(
-        instance=world.in_review, action=action, source=source, target=target, actor=None, audit_seq=1
+        instance=world.in_review,
+        action=action,
+        source=source,
+        target=target,
+        actor=None if by_system else world.user("manager"),
+        audit_seq=1,
     )
     assert set(REQUEST_WEBHOOKS.event_types(step)) == expected
 
