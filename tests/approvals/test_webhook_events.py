@@ -24,7 +24,7 @@ from tests.webhook_receiver import WebhookReceiver, webhook_fanouts_run, webhook
 from workflows import errors
 from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
 from workflows.services import handoff_reassign
-from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK
+from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK, webhook_fanouts_resume
 from workflows.webhooks.registry import StepFacts
 from workflows.webhooks.sending import webhook_deliveries_resume
 from workflows.webhooks.services import callback_secret, signing_secrets, webhook_subscription_create
@@ -413,3 +413,32 @@ def test_a_late_fan_out_tells_of_its_step_not_of_the_request_as_it_is_now(world:
     assert (data["state"], data["action"], data["actor"]) == ("in_review", "submit", "rita")
     assert (data["request_type"], data["requester"]) == (request.request_type.slug, "rita")
     assert data["version"] < ApprovalRequest.objects.get(pk=request.pk).version
+
+
+def test_a_fan_out_the_broker_lost_is_queued_again_and_still_writes_its_deliveries_once(world: World):
+    # given a subscriber, and a submission whose fan-out was handed to the broker an hour
+    # ago and never ran (the broker lost it)
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    request = world.new_request()
+    lost = _fanout_of(request, "submit")
+    OutboxEvent.objects.filter(pk=lost.pk).update(
+        status=OutboxEvent.Status.DELIVERED, delivered_at=timezone.now() - timedelta(hours=1)
+    )
+
+    # when the resume sweep runs (twice: the second finds it already queued again)
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 1
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 0
+
+    # then its fan-out is due in the outbox again, under the lost one's id
+    [again] = OutboxEvent.objects.filter(destination=FANOUT_TASK, status=OutboxEvent.Status.PENDING)
+    assert again.payload["kwargs"]["event_id"] == str(lost.pk)
+    assert again.available_at <= timezone.now()
+    # and run (the lost one turning up late as well), it writes the three deliveries once
+    assert webhook_fanout_task(**again.payload["kwargs"]) == 3
+    assert webhook_fanout_task(**lost.payload["kwargs"]) == 0
+    assert WebhookDelivery.objects.count() == 3
+    # and once it ran, nothing is resumed any more
+    OutboxEvent.objects.filter(pk=again.pk).update(
+        status=OutboxEvent.Status.DELIVERED, delivered_at=timezone.now() - timedelta(hours=1)
+    )
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 0

@@ -13,6 +13,7 @@ acknowledged late and may run twice; `WebhookFanout` makes the second run a no-o
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
@@ -179,19 +180,11 @@ def webhook_fanout(*, event_id: str, model: str, instance_id: Any, types: list[s
     """Write the deliveries of one step (the fan-out task's work); how many were written.
 
     Precondition: the step committed (the task runs after commit). Idempotent by
-    `event_id`: a second run (a late-acknowledged task delivered again, the relay after a
-    push that did reach the broker) writes nothing. Side effects, in one transaction: the
+    `event_id` (the step's own fan-out event, kept when resumed): a second run (a task
+    acknowledged late and delivered again, a resumed one) writes nothing. Side effects, in one transaction: the
     deliveries, their delivery task events (pushed after commit), the `WebhookFanout`
     marker. An item deleted since is logged and skipped.
     """
-    try:
-        model_class = apps.get_model(model)
-    except LookupError:
-        logger.error("webhook fan-out %s: unknown model %s", event_id, model)
-        return 0
-    source = webhook_source_of(model_class)
-    if source is None:
-        return 0
     with transaction.atomic():
         try:
             # A savepoint: a concurrent or earlier run already holds the marker.
@@ -200,12 +193,62 @@ def webhook_fanout(*, event_id: str, model: str, instance_id: Any, types: list[s
         except IntegrityError:
             logger.info("webhook fan-out %s already ran", event_id)
             return 0
+        try:
+            model_class = apps.get_model(model)
+        except LookupError:
+            logger.error("webhook fan-out %s: unknown model %s", event_id, model)
+            return 0
+        source = webhook_source_of(model_class)
         instance = model_class._default_manager.filter(pk=instance_id).first()
-        if not isinstance(instance, WorkflowModel):
-            logger.warning("webhook fan-out %s: %s %s no longer exists", event_id, model, instance_id)
+        if source is None or not isinstance(instance, WorkflowModel):
+            logger.warning(
+                "webhook fan-out %s: %s %s is gone or has no webhooks", event_id, model, instance_id
+            )
             return 0
         rows = _deliveries(source, instance, step, types)
         if rows:
             sql.rows_insert(rows)
             outbox_write([deliver_event(row.id) for row in rows])
     return len(rows)
+
+
+# A fan-out pushed to the broker but never run (the broker lost it) is looked for this far
+# back: the outbox keeps delivered events longer, and a lost task is found within minutes.
+FANOUT_RESUME_WINDOW = timedelta(days=1)
+
+
+def webhook_fanouts_resume(*, overdue: timedelta) -> int:
+    """Queue again the fan-outs handed to the broker more than `overdue` ago that never
+    ran (no `WebhookFanout` marker): a broker that lost its messages loses no step.
+    Returns how many. Their kwargs carry the first event's id, so a late first run and
+    the resumed one still write the deliveries once."""
+    now = timezone.now()
+    candidates = (
+        OutboxEvent.objects.filter(
+            status=OutboxEvent.Status.DELIVERED,
+            delivered_at__gte=now - FANOUT_RESUME_WINDOW,
+            delivered_at__lt=now - overdue,
+            destination=FANOUT_TASK,
+        )
+        .exclude(pk__in=WebhookFanout.objects.values("event_id"))
+        .values_list("pk", "payload")[:500]
+    )
+    # A step's own fan-out event carries its own id; a copy queued by an earlier sweep
+    # carries the first one's (the copy is not resumed again: the first one still is).
+    lost = [p["kwargs"] for pk, p in candidates if p["kwargs"].get("event_id") == str(pk)]
+    queued = {
+        str(p["kwargs"].get("event_id"))
+        for pk, p in OutboxEvent.objects.filter(
+            destination=FANOUT_TASK, status=OutboxEvent.Status.PENDING
+        ).values_list("pk", "payload")
+        if p["kwargs"].get("event_id") != str(pk)
+    }
+    events = [
+        task_event(task=FANOUT_TASK, kwargs=kwargs) for kwargs in lost if kwargs["event_id"] not in queued
+    ]
+    for event in events:
+        event.created_at = event.available_at = now
+    if events:
+        with transaction.atomic():
+            sql.rows_insert(events)
+    return len(events)

@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK, webhook_fanout
+from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK, webhook_fanout, webhook_fanouts_resume
 from workflows.webhooks.sending import (
     webhook_deliveries_purge,
     webhook_deliveries_resume,
@@ -32,8 +32,9 @@ def webhook_deliver_task(delivery_id: str) -> str:
 
 @shared_task(name="workflows.webhook_resume")
 def webhook_resume_task() -> int:
-    """Queue again deliveries whose task was lost (beat: every few minutes)."""
-    return webhook_deliveries_resume(overdue=timedelta(seconds=settings.WEBHOOK_RESUME_AFTER))
+    """Queue again fan-outs and deliveries whose task was lost (beat: every few minutes)."""
+    overdue = timedelta(seconds=settings.WEBHOOK_RESUME_AFTER)
+    return webhook_fanouts_resume(overdue=overdue) + webhook_deliveries_resume(overdue=overdue)
 
 
 @shared_task(name="workflows.webhook_purge")
