@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from accounts.models import Delegation, User
 from approvals.actions import Action
-from approvals.models import ApprovalRequest, State
+from approvals.models import ApprovalRequest, RequestType, State
 from approvals.policies import may_view
 from workflows.models import Handoff, WebhookEventType, WorkflowModel
 from workflows.webhooks.registry import StepFacts, WebhookSource
@@ -20,8 +20,14 @@ SUBMISSIONS = frozenset({Action.SUBMIT.value, Action.RESUBMIT.value})
 # The decisions a request's review ends a round with (a request for changes included:
 # it is the answer to the revision that was submitted).
 DECIDED_STATES = frozenset({State.APPROVED.value, State.REJECTED.value, State.CHANGES_REQUESTED.value})
-# Actions the SLA timers take (approvals' timers); named here by their audit names.
-ESCALATE, EXPIRE, EXPIRED_STATE = "escalate", "expire", "expired"
+# What the timers and the expiry really do, by audit name. Escalations: an overdue stage
+# decided by its policy (`time_out`, approvals.timers.escalation), and a handoff handed on
+# by the system actor (an overdue stage's reassignment, or an expiry's `on_expiry:
+# escalate`, approvals.expiry); a manager's reassignment is not one. Expiry: the `expire`
+# transition to the `expired` state (approvals.expiry.request_expire).
+TIME_OUT = Action.TIME_OUT.value
+SYSTEM_ESCALATIONS = frozenset({TIME_OUT, "reassign"})
+EXPIRE, EXPIRED_STATE = Action.EXPIRE.value, State.EXPIRED.value
 VIEW_ALL = "approvals.view_all_approvalrequest"
 
 
@@ -76,7 +82,7 @@ class RequestWebhooks(WebhookSource):
             types.append(WebhookEventType.REQUEST_SUBMITTED.value)
         if step.opened:
             types.append(WebhookEventType.HANDOFF_OPENED.value)
-        if step.action == ESCALATE:
+        if step.action in SYSTEM_ESCALATIONS and step.actor is None:
             types.append(WebhookEventType.REQUEST_ESCALATED.value)
         if step.action == EXPIRE or (step.target == EXPIRED_STATE and step.source != EXPIRED_STATE):
             types.append(WebhookEventType.REQUEST_EXPIRED.value)
@@ -84,7 +90,7 @@ class RequestWebhooks(WebhookSource):
             types.append(WebhookEventType.REQUEST_DECIDED.value)
         return types
 
-    def data(self, instance: WorkflowModel) -> dict[str, Any]:
+    def snapshot(self, instance: WorkflowModel) -> dict[str, Any]:
         assert isinstance(instance, ApprovalRequest)
         return {
             "id": instance.pk,
@@ -93,11 +99,21 @@ class RequestWebhooks(WebhookSource):
             "state": instance.state,
             "version": instance.version,
             "revision": instance.revision,
-            "request_type": instance.request_type.slug,
-            "requester": instance.requester.get_username(),
+            "request_type_id": instance.request_type_id,
+            "requester_id": instance.requester_id,
             "submitted_at": instance.submitted_at,
             "decided_at": instance.decided_at,
         }
+
+    def data(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        data = {k: v for k, v in snapshot.items() if k not in ("request_type_id", "requester_id")}
+        data["request_type"] = (
+            RequestType.objects.filter(pk=snapshot["request_type_id"]).values_list("slug", flat=True).first()
+        )
+        data["requester"] = (
+            User.objects.filter(pk=snapshot["requester_id"]).values_list("username", flat=True).first()
+        )
+        return data
 
     def visible_to(self, instance: WorkflowModel, users: list[User]) -> set[int]:
         assert isinstance(instance, ApprovalRequest)

@@ -3,8 +3,8 @@ thread, verifying every request with the `standardwebhooks` package (an implemen
 independent of Baton's), failing on purpose for the first N requests, and keeping count.
 
 Also `webhook_tasks_run`, which plays the Celery worker in unit tests: it runs the
-delivery task once for each outbox task event that was pushed or is due, as a worker
-would receive it from the broker.
+fan-out task of each committed step, then the delivery task once for each outbox task
+event that was pushed or is due, as a worker would receive it from the broker.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.db.models import Q
+from django.test import TestCase
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from workflows.models import OutboxEvent
-from workflows.webhooks.events import DELIVER_TASK
-from workflows.webhooks.tasks import webhook_deliver_task
+from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK
+from workflows.webhooks.tasks import webhook_deliver_task, webhook_fanout_task
 
 
 @dataclass
@@ -124,6 +125,23 @@ class WebhookReceiver:
 _ran: set[Any] = set()
 
 
+def webhook_fanouts_run() -> int:
+    """Run the fan-out task of each step written to the outbox since the last call, once
+    each, as a worker receives it (by the push after commit, or by the relay: either way
+    every committed one arrives); how many deliveries they wrote."""
+    written = 0
+    for event in (
+        OutboxEvent.objects.filter(destination=FANOUT_TASK).exclude(pk__in=_ran).order_by("created_at")
+    ):
+        _ran.add(event.pk)
+        OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxEvent.Status.DELIVERED)
+        # The task commits on its own in a worker, and its deliveries' events are pushed
+        # then; inside a test's transaction that push is run here.
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            written += webhook_fanout_task(**event.payload["kwargs"])
+    return written
+
+
 def webhook_tasks_run(*, rounds: int = 20) -> list[str]:
     """Run the delivery task for each webhook task event pushed after commit or due in the
     outbox, once each, until none is left (at most `rounds` passes); the tasks' results.
@@ -133,6 +151,7 @@ def webhook_tasks_run(*, rounds: int = 20) -> list[str]:
     """
     results: list[str] = []
     for _ in range(rounds):
+        webhook_fanouts_run()
         events = list(
             OutboxEvent.objects.filter(destination=DELIVER_TASK)
             .filter(

@@ -11,12 +11,18 @@ from workflows.checkpoints import checkpoint_create
 from workflows.outbox import outbox_purge
 
 # Celery finds tasks in each app's `tasks` module: the webhook tasks live in their package.
-from workflows.webhooks.tasks import webhook_deliver_task, webhook_purge_task, webhook_resume_task
+from workflows.webhooks.tasks import (
+    webhook_deliver_task,
+    webhook_fanout_task,
+    webhook_purge_task,
+    webhook_resume_task,
+)
 
 __all__ = [
     "audit_checkpoint_task",
     "outbox_purge_task",
     "webhook_deliver_task",
+    "webhook_fanout_task",
     "webhook_purge_task",
     "webhook_resume_task",
 ]

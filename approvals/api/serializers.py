@@ -59,6 +59,13 @@ class RequestCreateSerializer(serializers.Serializer[Any]):
     escalate_to_group = serializers.SlugRelatedField(
         slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True, default=None
     )
+    callback_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=1000,
+        help_text="Hears its decision or expiry.",
+    )
 
 
 class ActionSerializer(serializers.Serializer[Any]):

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from approvals.api import views, wait, work
 from approvals.api.errors import api_not_found
@@ -24,6 +24,7 @@ urlpatterns = [
     path("handoffs/<int:pk>/reassign/", work.HandoffReassign.as_view(), name="handoff_reassign"),
     path("audit/entries/", work.AuditEntries.as_view(), name="audit_entries"),
     path("audit/export/", work.AuditExportView.as_view(), name="audit_export"),
+    path("webhooks/", include("approvals.api.webhooks")),
     # Last: whatever else is asked under /api/v1/ is a 404 problem, not an HTML page.
     re_path(r"^[\s\S]*$", api_not_found, name="not_found"),  # newlines included
 ]

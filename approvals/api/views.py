@@ -237,6 +237,7 @@ class RequestList(ApiMixin, generics.ListAPIView):  # type: ignore[misc]
             payload=data["payload"],
             submit=data["submit"],
             expiry=expiry,
+            callback_url=data["callback_url"],
         )
         response = represented(_visible_detail(request_id=created.pk, user=user), status_code=201)
         response["Location"] = f"/api/v1/requests/{created.pk}/"

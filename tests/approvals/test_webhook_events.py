@@ -20,15 +20,15 @@ from approvals.services import request_act, request_create
 from approvals.webhooks import REQUEST_WEBHOOKS, may_view_among
 from tests.approvals.conftest import ROLES, World
 from tests.factories import UserFactory
-from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
+from tests.webhook_receiver import WebhookReceiver, webhook_fanouts_run, webhook_tasks_run
 from workflows import errors
 from workflows.models import OutboxEvent, WebhookDelivery, WebhookEventType
 from workflows.services import handoff_reassign
-from workflows.webhooks.events import DELIVER_TASK
+from workflows.webhooks.events import DELIVER_TASK, FANOUT_TASK, webhook_fanouts_resume
 from workflows.webhooks.registry import StepFacts
 from workflows.webhooks.sending import webhook_deliveries_resume
 from workflows.webhooks.services import callback_secret, signing_secrets, webhook_subscription_create
-from workflows.webhooks.tasks import webhook_purge_task
+from workflows.webhooks.tasks import webhook_fanout_task, webhook_purge_task
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +55,10 @@ def test_a_submission_reaches_only_subscribers_who_may_see_the_request(world: Wo
     roles = ("requester", "approver", "other_approver", "manager", "auditor", "outsider")
     _subscribe_everyone(world, roles)
 
-    # when the requester submits a request (reviewed by the approver's group)
+    # when the requester submits a request (reviewed by the approver's group), and its
+    # fan-out task runs
     request = world.new_request()
+    webhook_fanouts_run()
 
     # then the requester, its reviewer, and those who see every request get it; the
     # approver of another group and the outsider get nothing
@@ -85,10 +87,12 @@ def test_a_decision_is_sent_as_decided_and_only_for_the_chosen_types(world: Worl
         owner=world.user("requester"), target_url=HOOK, event_types=[WebhookEventType.REQUEST_DECIDED.value]
     )
     request = world.new_request()
+    webhook_fanouts_run()
     assert not WebhookDelivery.objects.exists()
 
     # when the approver approves it
     request_act(request_id=request.pk, action="approve", actor=world.user("approver"))
+    webhook_fanouts_run()
 
     # then one delivery says it was decided, with who did it and the new state
     delivery = WebhookDelivery.objects.get()
@@ -107,6 +111,7 @@ def test_deliveries_roll_back_with_their_transition(world: World):
     # given a subscriber, and a request in review
     webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
     request = world.new_request()
+    webhook_fanouts_run()
     before = WebhookDelivery.objects.count()
 
     # when the approval's transaction rolls back after the transition
@@ -118,7 +123,8 @@ def test_deliveries_roll_back_with_their_transition(world: World):
     with pytest.raises(RuntimeError):
         approve_then_fail()
 
-    # then no delivery of it was left behind
+    # then no fan-out of it was left behind, so no delivery either
+    assert webhook_fanouts_run() == 0
     assert WebhookDelivery.objects.count() == before
 
 
@@ -216,6 +222,7 @@ def test_a_reassignment_tells_the_new_holder_s_subscription_that_a_handoff_opene
         event_types=[WebhookEventType.HANDOFF_OPENED.value],
     )
     request = world.new_request()
+    webhook_fanouts_run()
     assert not WebhookDelivery.objects.exists()
 
     # when a manager hands the request's review to them
@@ -225,6 +232,7 @@ def test_a_reassignment_tells_the_new_holder_s_subscription_that_a_handoff_opene
         to_user=world.user("other_approver"),
         reason="Alex is away",
     )
+    webhook_fanouts_run()
 
     # then they hear of the handoff opened for them
     delivery = WebhookDelivery.objects.get()
@@ -238,6 +246,7 @@ def test_a_delivery_whose_task_was_lost_is_queued_again(world: World):
     # given a pending delivery long overdue (its worker died and its task is gone)
     webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
     world.new_request()
+    webhook_fanouts_run()
     stuck = WebhookDelivery.objects.filter(event_type=WebhookEventType.REQUEST_SUBMITTED.value).get()
     WebhookDelivery.objects.exclude(pk=stuck.pk).update(status=WebhookDelivery.Status.DELIVERED)
     WebhookDelivery.objects.filter(pk=stuck.pk).update(next_attempt_at=timezone.now() - timedelta(hours=1))
@@ -255,22 +264,31 @@ def test_a_delivery_whose_task_was_lost_is_queued_again(world: World):
 
 
 @pytest.mark.parametrize(
-    ("action", "source", "target", "expected"),
+    ("action", "by_system", "source", "target", "expected"),
     [
-        ("escalate", "in_review", "in_review", {"action.taken", "request.escalated"}),
-        ("expire", "in_review", "expired", {"action.taken", "request.expired"}),
-        ("approve", "in_review", "in_review", {"action.taken"}),  # one stage of several
-        ("request_changes", "in_review", "changes_requested", {"action.taken", "request.decided"}),
-        ("resubmit", "changes_requested", "in_review", {"action.taken", "request.submitted"}),
-        ("withdraw", "in_review", "withdrawn", {"action.taken"}),
+        # an overdue stage handed on by the timers, or an expiry's escalation
+        ("reassign", True, "in_review", "in_review", {"action.taken", "request.escalated"}),
+        # an overdue stage decided by its policy: escalated and decided
+        ("time_out", True, "in_review", "rejected", {"action.taken", "request.escalated", "request.decided"}),
+        ("expire", True, "in_review", "expired", {"action.taken", "request.expired"}),
+        ("reassign", False, "in_review", "in_review", {"action.taken"}),  # a manager's
+        ("approve", False, "in_review", "in_review", {"action.taken"}),  # one stage of several
+        ("request_changes", False, "in_review", "changes_requested", {"action.taken", "request.decided"}),
+        ("resubmit", False, "changes_requested", "in_review", {"action.taken", "request.submitted"}),
+        ("withdraw", False, "in_review", "withdrawn", {"action.taken"}),
     ],
 )
 def test_each_lifecycle_step_is_the_event_types_it_means(
-    world: World, action: str, source: str, target: str, expected: set[str]
+    world: World, action: str, by_system: bool, source: str, target: str, expected: set[str]
 ):
-    # The SLA timers' actions (escalate, expire) are named by their audit names.
+    # The timers' and the expiry's actions are named by their audit names.
     step = StepFacts(
-        instance=world.in_review, action=action, source=source, target=target, actor=None, audit_seq=1
+        instance=world.in_review,
+        action=action,
+        source=source,
+        target=target,
+        actor=None if by_system else world.user("manager"),
+        audit_seq=1,
     )
     assert set(REQUEST_WEBHOOKS.event_types(step)) == expected
 
@@ -280,6 +298,7 @@ def test_old_finished_deliveries_are_purged_and_pending_ones_kept(world: World):
     webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
     world.new_request()
     world.new_request(title="Fresh")
+    webhook_fanouts_run()
     old, dead, pending, fresh = WebhookDelivery.objects.order_by("created_at", "event_type")[:4]
     long_ago = timezone.now() - timedelta(days=40)
     WebhookDelivery.objects.filter(pk__in=[old.pk, dead.pk, pending.pk]).update(created_at=long_ago)
@@ -316,23 +335,26 @@ def test_who_may_see_a_request_among_many_agrees_with_the_request_page(world: Wo
     assert delegate.pk in may_view_among(world.in_review, people)
 
 
-def test_many_subscribers_cost_a_transition_a_constant_number_of_statements(world: World):
+def test_many_subscribers_cost_a_fan_out_a_constant_number_of_statements(world: World):
     # given two requests in review, one subscriber who may see them and one who may not
     first, second = world.new_request(title="First"), world.new_request(title="Second")
+    webhook_fanouts_run()
     webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
     webhook_subscription_create(owner=world.user("outsider"), target_url=HOOK, event_types=ALL_TYPES)
+    request_act(request_id=first.pk, action="withdraw", actor=world.user("requester"))
     with CaptureQueriesContext(connection) as one:
-        request_act(request_id=first.pk, action="withdraw", actor=world.user("requester"))
+        webhook_fanouts_run()
 
     # when thirty more subscribe who may not see them either, and the second is withdrawn
     for i in range(30):
         webhook_subscription_create(
             owner=UserFactory.create(username=f"sub{i}"), target_url=HOOK, event_types=ALL_TYPES
         )
+    request_act(request_id=second.pk, action="withdraw", actor=world.user("requester"))
     with CaptureQueriesContext(connection) as many:
-        request_act(request_id=second.pk, action="withdraw", actor=world.user("requester"))
+        webhook_fanouts_run()
 
-    # then the same step cost no more statements than with two subscribers, and only the
+    # then its fan-out cost no more statements than with two subscribers, and only the
     # requester's subscription got deliveries
     assert len(many.captured_queries) <= len(one.captured_queries), [q["sql"] for q in many.captured_queries]
     owners = set(WebhookDelivery.objects.values_list("subscription__owner__username", flat=True))
@@ -351,3 +373,72 @@ def test_secrets_are_stored_sealed_and_still_open_after_a_secret_key_rotation(se
     settings.SECRET_KEY = "a-new-secret-key-for-this-deployment-0123456789"
     # then deliveries are still signed with the same secret
     assert signing_secrets(made.subscription) == [made.secret]
+
+
+def _fanout_of(request: ApprovalRequest, action: str) -> OutboxEvent:
+    return OutboxEvent.objects.get(
+        destination=FANOUT_TASK, payload__kwargs__instance_id=request.pk, payload__kwargs__action=action
+    )
+
+
+def test_a_fan_out_task_run_twice_writes_its_deliveries_once(world: World):
+    # given a subscriber, and a submitted request whose fan-out task has not run yet
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    request = world.new_request()
+    kwargs = _fanout_of(request, "submit").payload["kwargs"]
+
+    # when the task runs, then runs again (acknowledged late, its worker lost: redelivered)
+    first = webhook_fanout_task(**kwargs)
+    second = webhook_fanout_task(**kwargs)
+
+    # then the first wrote the submission's three deliveries with their tasks, the second nothing
+    assert (first, second) == (3, 0)
+    assert WebhookDelivery.objects.count() == 3
+    assert OutboxEvent.objects.filter(destination=DELIVER_TASK).count() == 3
+
+
+def test_a_late_fan_out_tells_of_its_step_not_of_the_request_as_it_is_now(world: World):
+    # given a subscriber, and a request submitted then approved before the submission's
+    # fan-out task ran
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    request = world.new_request()
+    request_act(request_id=request.pk, action="approve", actor=world.user("approver"))
+
+    # when the submission's fan-out runs
+    webhook_fanout_task(**_fanout_of(request, "submit").payload["kwargs"])
+
+    # then its payload is the request as the submission left it
+    submitted = WebhookDelivery.objects.get(event_type=WebhookEventType.REQUEST_SUBMITTED.value)
+    data = submitted.payload["data"]
+    assert (data["state"], data["action"], data["actor"]) == ("in_review", "submit", "rita")
+    assert (data["request_type"], data["requester"]) == (request.request_type.slug, "rita")
+    assert data["version"] < ApprovalRequest.objects.get(pk=request.pk).version
+
+
+def test_a_fan_out_the_broker_lost_is_queued_again_and_still_writes_its_deliveries_once(world: World):
+    # given a subscriber, and a submission whose fan-out was handed to the broker an hour
+    # ago and never ran (the broker lost it)
+    webhook_subscription_create(owner=world.user("requester"), target_url=HOOK, event_types=ALL_TYPES)
+    request = world.new_request()
+    lost = _fanout_of(request, "submit")
+    OutboxEvent.objects.filter(pk=lost.pk).update(
+        status=OutboxEvent.Status.DELIVERED, delivered_at=timezone.now() - timedelta(hours=1)
+    )
+
+    # when the resume sweep runs (twice: the second finds it already queued again)
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 1
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 0
+
+    # then its fan-out is due in the outbox again, under the lost one's id
+    [again] = OutboxEvent.objects.filter(destination=FANOUT_TASK, status=OutboxEvent.Status.PENDING)
+    assert again.payload["kwargs"]["event_id"] == str(lost.pk)
+    assert again.available_at <= timezone.now()
+    # and run (the lost one turning up late as well), it writes the three deliveries once
+    assert webhook_fanout_task(**again.payload["kwargs"]) == 3
+    assert webhook_fanout_task(**lost.payload["kwargs"]) == 0
+    assert WebhookDelivery.objects.count() == 3
+    # and once it ran, nothing is resumed any more
+    OutboxEvent.objects.filter(pk=again.pk).update(
+        status=OutboxEvent.Status.DELIVERED, delivered_at=timezone.now() - timedelta(hours=1)
+    )
+    assert webhook_fanouts_resume(overdue=timedelta(minutes=10)) == 0

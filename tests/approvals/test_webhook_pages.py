@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.approvals.conftest import ROLES, World
+from tests.webhook_receiver import webhook_fanouts_run
 from workflows.models import WebhookAttempt, WebhookDelivery, WebhookEventType, WebhookSubscription
 from workflows.webhooks.services import secret_open, webhook_subscription_create
 
@@ -105,6 +106,7 @@ def test_the_log_shows_attempts_and_a_delivery_is_sent_again_by_hand(
     owner = world.user("requester")
     made = webhook_subscription_create(owner=owner, target_url=HOOK, event_types=[SUBMITTED])
     world.new_request()
+    webhook_fanouts_run()
     delivery = WebhookDelivery.objects.get()
     WebhookAttempt.objects.create(
         delivery=delivery, response_status=503, response_excerpt="down for maintenance"
@@ -148,6 +150,7 @@ def test_nobody_else_reaches_a_subscription_or_its_log(
         owner=world.user("requester"), target_url=HOOK, event_types=[SUBMITTED]
     )
     world.new_request()
+    webhook_fanouts_run()
     delivery = WebhookDelivery.objects.get()
     client = client_as(role)
     pk = made.subscription.pk
@@ -188,6 +191,7 @@ def test_the_log_pages_by_keyset_in_a_constant_number_of_queries(
     )
     for i in range(20):
         world.new_request(title=f"Item {i}")
+    webhook_fanouts_run()
     for delivery in WebhookDelivery.objects.all():
         WebhookAttempt.objects.create(delivery=delivery, response_status=500)
     client = client_as("requester")

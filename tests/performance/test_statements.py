@@ -17,16 +17,19 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import User
 from approvals.models import ApprovalRequest, RequestType
 from approvals.services import request_act, request_create
-from workflows.models import OutboxEvent
+from workflows.models import OutboxEvent, WebhookEventType
+from workflows.webhooks.events import FANOUT_TASK
+from workflows.webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CREATE_AND_SUBMIT_MAX = 14
-# One of them reads the active webhook subscriptions: who hears of the step is decided in
-# its transaction, so no event is lost to a subscription made in another process.
-APPROVE_MAX = 11
+# Webhook subscriptions cost a step nothing: it writes one fan-out task event among its
+# other outbox events (one INSERT for all), and the task reads the subscriptions later.
+APPROVE_MAX = 10
 
 
+HOOK = "https://hooks.example.com/baton"
 TRANSACTION_CONTROL = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT"}
 
 
@@ -36,10 +39,17 @@ def _statements(captured: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if q["sql"].upper() not in TRANSACTION_CONTROL]
 
 
+@pytest.mark.parametrize("subscribed", [False, True], ids=["no-webhooks", "webhooks"])
 def test_create_and_submit_then_approve_stay_within_their_statement_budgets(
-    requester, approver, request_type, memory_broker
+    requester, approver, request_type, memory_broker, subscribed: bool
 ):
-    # given the actors as a web request loads them, and the type as the new-request page does
+    # given (or not) both people subscribed to every webhook event
+    if subscribed:
+        for owner in (requester, approver):
+            webhook_subscription_create(
+                owner=owner, target_url=HOOK, event_types=list(WebhookEventType.values)
+            )
+    # and the actors as a web request loads them, and the type as the new-request page does
     author = User.objects.get(pk=requester.pk)
     deciding = User.objects.get(pk=approver.pk)
     kind = RequestType.objects.select_related("current_policy").get(pk=request_type.pk)
@@ -62,3 +72,6 @@ def test_create_and_submit_then_approve_stay_within_their_statement_budgets(
     # and everything happened: approved, every event delivered by the push
     assert ApprovalRequest.objects.get(pk=request.pk).state == "approved"
     assert not OutboxEvent.objects.exclude(status=OutboxEvent.Status.DELIVERED).exists()
+    # and each step handed its webhooks to one fan-out task, which is where subscribers count
+    fanouts = OutboxEvent.objects.filter(destination=FANOUT_TASK, payload__kwargs__instance_id=request.pk)
+    assert fanouts.count() == 2

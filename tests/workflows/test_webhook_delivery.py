@@ -14,7 +14,7 @@ from accounts.models import User
 from approvals.models import RequestType
 from approvals.services import request_act
 from tests.factories import make_request
-from tests.webhook_receiver import WebhookReceiver, webhook_tasks_run
+from tests.webhook_receiver import WebhookReceiver, webhook_fanouts_run, webhook_tasks_run
 from workflows import errors, outbox
 from workflows.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEventType
 from workflows.outbox import RelayResult
@@ -159,6 +159,7 @@ def test_an_attempt_in_flight_is_not_sent_twice(
         _subscribe(approver, receiver, [SUBMITTED])
         with django_capture_on_commit_callbacks(execute=True):
             make_request(requester=requester, request_type=request_type)
+        webhook_fanouts_run()
         delivery = WebhookDelivery.objects.get()
         # given another worker holds the delivery's lease (its attempt is in flight)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
@@ -188,9 +189,9 @@ def test_a_delivery_whose_push_failed_goes_out_through_the_relay(
         monkeypatch.setattr(outbox, "outbox_push", _push_nothing)
         with django_capture_on_commit_callbacks(execute=True):
             make_request(requester=requester, request_type=request_type)
+        assert webhook_tasks_run() == []  # the fan-out ran; its delivery's push lease holds it
         event = OutboxEvent.objects.get(destination=DELIVER_TASK)
         assert event.status == OutboxEvent.Status.PENDING
-        assert webhook_tasks_run() == []  # its push lease still holds it
         # when the lease is over, the relay sends it, and the receiver gets it
         OutboxEvent.objects.filter(pk=event.pk).update(available_at=timezone.now())
         assert webhook_tasks_run() == ["delivered"]
@@ -245,12 +246,14 @@ def test_a_switched_off_subscription_gets_nothing_and_its_pending_delivery_dies(
         subscription = approver.webhook_subscriptions.get()
         with django_capture_on_commit_callbacks(execute=True):
             make_request(requester=requester, request_type=request_type, title="First")
+        webhook_fanouts_run()
         # when the owner switches it off before the task ran
         webhook_subscription_update(subscription_id=subscription.pk, owner=approver, is_active=False)
         assert webhook_tasks_run() == ["dead"]
         # then nothing was sent, and a later event makes no delivery at all
         with django_capture_on_commit_callbacks(execute=True):
             make_request(requester=requester, request_type=request_type, title="Second")
+        assert webhook_fanouts_run() == 0
         assert WebhookDelivery.objects.count() == 1
         assert receiver.received == []
         assert WebhookAttempt.objects.get().error == "The subscription is switched off."

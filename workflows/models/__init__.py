@@ -21,6 +21,7 @@ from workflows.models.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEventType,
+    WebhookFanout,
     WebhookSecret,
     WebhookSubscription,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEventType",
+    "WebhookFanout",
     "WebhookSecret",
     "WebhookSubscription",
     "WorkflowEffects",

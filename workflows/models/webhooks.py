@@ -123,3 +123,18 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.pk} of {self.delivery_id}"
+
+
+class WebhookFanout(models.Model):
+    """A fan-out task that has run: its outbox event id (the Celery task id).
+
+    The fan-out task is acknowledged late, so a worker lost mid-way gets it delivered
+    again; this row, inserted in the transaction that writes the deliveries, makes the
+    second run a no-op instead of a second set of deliveries.
+    """
+
+    event_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"fan-out {self.event_id}"

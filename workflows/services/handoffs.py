@@ -28,7 +28,7 @@ from workflows.services.common import (
     recipients_of,
 )
 from workflows.tracing import trace_id_current
-from workflows.webhooks.events import webhook_deliveries_for_step
+from workflows.webhooks.events import webhook_fanout_event
 from workflows.webhooks.registry import StepFacts
 
 if TYPE_CHECKING:
@@ -88,8 +88,9 @@ def _record(
         task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq})
         for t in workflow.handoff_tasks(instance, action=action)
     ]
-    # Webhook deliveries are rows of this transaction too: sent after commit, never lost.
-    events += webhook_deliveries_for_step(
+    # Webhooks: one task event among the step's others (no query here); its task writes
+    # the deliveries after commit. Committed with the step, so never lost.
+    events += webhook_fanout_event(
         StepFacts(
             instance=instance,
             action=action,
@@ -98,6 +99,7 @@ def _record(
             actor=actor,
             audit_seq=entry.seq,
             opened=opened or [],
+            occurred_at=entry.created_at,
         )
     )
     outbox_write(events)

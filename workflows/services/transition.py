@@ -40,7 +40,7 @@ from workflows.services.common import (
 )
 from workflows.services.idempotency import idempotency_claim, idempotency_fingerprint
 from workflows.tracing import trace_id_current
-from workflows.webhooks.events import webhook_deliveries_for_step
+from workflows.webhooks.events import webhook_fanout_event
 from workflows.webhooks.registry import StepFacts
 
 if TYPE_CHECKING:
@@ -213,8 +213,9 @@ def step_apply(
     )
     # Tasks learn which audit entry caused them, so they describe exactly that change.
     events += [task_event(task=t.name, kwargs={**t.kwargs, "audit_seq": entry.seq}) for t in effects.tasks]
-    # Webhook deliveries are rows of this transaction too: sent after commit, never lost.
-    events += webhook_deliveries_for_step(
+    # Webhooks: one task event among the step's others (no query here); its task writes
+    # the deliveries after commit. Committed with the step, so never lost.
+    events += webhook_fanout_event(
         StepFacts(
             instance=instance,
             action=step.name,
@@ -223,6 +224,7 @@ def step_apply(
             actor=person,
             audit_seq=entry.seq,
             opened=opened,
+            occurred_at=moment,
         )
     )
     return Applied(entry=entry, events=events)

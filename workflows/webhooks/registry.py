@@ -8,6 +8,7 @@ means, what a payload says about an item, who may see it, and its own callback U
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows.models import Handoff, WorkflowModel
@@ -27,6 +28,7 @@ class StepFacts:
     actor: User | None
     audit_seq: int
     opened: list[Handoff] = field(default_factory=list)
+    occurred_at: datetime | None = None
 
 
 class WebhookSource:
@@ -37,9 +39,16 @@ class WebhookSource:
         taken that also decided the item)."""
         return []
 
-    def data(self, instance: WorkflowModel) -> dict[str, Any]:
-        """What a payload says about the item (JSON-ready); no secrets, no foreign data."""
+    def snapshot(self, instance: WorkflowModel) -> dict[str, Any]:
+        """The item as the step left it, from its own columns only (no query: this runs
+        inside every transition). The fan-out task builds payloads from it, so a payload
+        tells of the step even when the item has moved on since."""
         return {"ref": instance.workflow_ref(), "state": instance.state, "version": instance.version}
+
+    def data(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """What a payload says about the item, from its `snapshot` (JSON-ready; may query,
+        it runs in the fan-out task); no secrets, no foreign data."""
+        return dict(snapshot)
 
     def visible_to(self, instance: WorkflowModel, users: list[User]) -> set[int]:
         """The ids of those `users` who may see `instance` now (its events go only to them)."""

@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workflows import sql
-from workflows.models import OutboxEvent, WebhookAttempt, WebhookDelivery
+from workflows.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookFanout
 from workflows.webhooks.events import deliver_event
 from workflows.webhooks.services import address_problem, signing_secrets
 from workflows.webhooks.signing import signature_header
@@ -208,4 +208,6 @@ def webhook_deliveries_purge(*, older_than: timedelta) -> int:
     cutoff = timezone.now() - older_than
     finished = [WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.DEAD]
     deleted, _ = WebhookDelivery.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+    # Fan-out markers only need to outlive a late redelivery of their task (hours at most).
+    WebhookFanout.objects.filter(created_at__lt=cutoff).delete()
     return deleted

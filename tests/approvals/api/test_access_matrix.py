@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from approvals.models import ApprovalRequest
 from tests.approvals.api.conftest import API, ApiWorld, expired_token_secret
-from workflows.models import Handoff
+from workflows.models import Handoff, WebhookDelivery
+from workflows.webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,61 @@ def _handoff(req: ApprovalRequest) -> Handoff:
     return Handoff.objects.for_instance(req).get(closed_at__isnull=True)
 
 
+def _webhook(api: ApiWorld) -> int:
+    """A webhook subscription of the requester's (the owner: nobody else may reach it)."""
+    return webhook_subscription_create(
+        owner=api.user("requester"), target_url="https://hooks.example.com/x", event_types=["request.decided"]
+    ).subscription.pk
+
+
+def _delivery(api: ApiWorld, req: ApprovalRequest) -> Any:
+    """A dead delivery of one of the requester's subscriptions."""
+    return WebhookDelivery.objects.create(
+        subscription_id=_webhook(api),
+        target_url="https://hooks.example.com/x",
+        event_type="request.decided",
+        instance_ref=req.workflow_ref(),
+        status=WebhookDelivery.Status.DEAD,
+    ).pk
+
+
+# Webhooks are their owner's alone: anyone else (admins included) gets 404; a read-only
+# token (the requester's) may read them, not change them.
+OWNER_READS = _expect(404, requester=200, read_only=200)
+WEBHOOK_CELLS: dict[str, tuple[Cell, dict[str, int]]] = {
+    "GET webhooks": (lambda a, c, r: c.get(f"{API}/webhooks/"), _expect(200)),
+    "POST webhook": (
+        lambda a, c, r: c.post(
+            f"{API}/webhooks/",
+            {"target_url": "https://hooks.example.com/y", "event_types": ["request.submitted"]},
+            format="json",
+        ),
+        _expect(201, read_only=403),
+    ),
+    "GET webhook": (lambda a, c, r: c.get(f"{API}/webhooks/{_webhook(a)}/"), OWNER_READS),
+    "PATCH webhook": (
+        lambda a, c, r: c.patch(f"{API}/webhooks/{_webhook(a)}/", {"is_active": False}, format="json"),
+        _expect(404, requester=200, read_only=403),
+    ),
+    "DELETE webhook": (
+        lambda a, c, r: c.delete(f"{API}/webhooks/{_webhook(a)}/"),
+        _expect(404, requester=204, read_only=403),
+    ),
+    "POST webhook rotate": (
+        lambda a, c, r: c.post(f"{API}/webhooks/{_webhook(a)}/rotate/"),
+        _expect(404, requester=200, read_only=403),
+    ),
+    "GET webhook deliveries": (
+        lambda a, c, r: c.get(f"{API}/webhooks/{_webhook(a)}/deliveries/"),
+        OWNER_READS,
+    ),
+    "POST redeliver": (
+        lambda a, c, r: c.post(f"{API}/webhooks/deliveries/{_delivery(a, r)}/redeliver/"),
+        _expect(404, requester=202, read_only=403),
+    ),
+}
+
+
 CELLS: dict[str, tuple[Cell, dict[str, int]]] = {
     "GET request-types": (lambda a, c, r: c.get(f"{API}/request-types/"), _expect(200)),
     "GET requests": (lambda a, c, r: c.get(f"{API}/requests/"), _expect(200)),
@@ -119,6 +175,7 @@ CELLS: dict[str, tuple[Cell, dict[str, int]]] = {
         ),
         _expect(404, manager=200, admin=200, **dict.fromkeys(SEES - {"manager", "admin"}, 403)),
     ),
+    **WEBHOOK_CELLS,
 }
 
 
