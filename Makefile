@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 # Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench bench-peer bench-audit bench-inbox fuzz audit relay clean
+.PHONY: run test lint format bench bench-peer bench-audit bench-inbox bench-live fuzz audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-audit: $(STAMP)
 # The inbox page on 1,000,000 requests on PostgreSQL (data kept in baton_bench_inbox); BENCH_ARGS="--rebuild --check"
 bench-inbox: $(STAMP)
 	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
+
+# 1,000 WebSocket clients, live events beside a bare group_send (PostgreSQL + Redis); BENCH_ARGS="--clients 200 --check"
+bench-live: $(STAMP)
+	$(BIN)/python -m bench.live $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,10 @@ async def _clients(port: int, keys: list[str]) -> None:
 # --- the driver -------------------------------------------------------------------------------
 
 
+def _now_into(moments: list[float]) -> None:
+    moments.append(time.time())
+
+
 def _submit_at_rate(*, requester_id: int, type_id: int, rate: float, seconds: float) -> dict[str, float]:
     """Submit requests at a steady rate; returns when each committed, by its event ref."""
     from django.db import transaction
@@ -225,7 +230,7 @@ def _submit_at_rate(*, requester_id: int, type_id: int, rate: float, seconds: fl
         moment: list[float] = []
         with transaction.atomic():
             # Registered first, so it runs at commit, before the outbox's push.
-            transaction.on_commit(lambda moment=moment: moment.append(time.time()))
+            transaction.on_commit(partial(_now_into, moment))
             request = request_create(
                 requester=requester, request_type=request_type, title=f"n{n}", submit=True
             )

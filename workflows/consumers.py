@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from workflows.live import RELAY_MESSAGE_TYPE, Missed, control_group, streams_reader
-from workflows.subscriptions import Subscription, inbox_subscription, user_still_signed_in
+from workflows.subscriptions import SignedIn, Subscription, inbox_subscription, user_still_signed_in
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     """Base: subscribes to the streams `subscription_for` allows, keeps that true while
     the socket is open, and catches a reconnecting client up."""
 
+    scope: dict[str, Any]
     streams: list[str]
     user_id: int
+    signed_in: SignedIn
     # A timer, not a sleeping task per socket: a task and its frame cost each idle socket
     # a few KB, a timer handle about a hundred bytes.
     _recheck_timer: asyncio.TimerHandle | None = None
@@ -58,11 +60,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        signed_in = SignedIn.of(user_id=user.pk, session=self.scope.get("session"))
+        if signed_in is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
         subscription = await database_sync_to_async(self.subscription_for)(user)
         if subscription is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.user_id, self.streams = user.pk, []
+        self.user_id, self.streams, self.signed_in = user.pk, [], signed_in
+        # An idle socket keeps neither the user nor the session it was opened with: the
+        # re-checks read them afresh (a few KB less per socket).
+        self.scope = {k: v for k, v in self.scope.items() if k not in ("user", "session", "cookies")}
         await self.channel_layer.group_add(control_group(self.user_id), self.channel_name)
         await self._follow(subscription.streams)
         await self.accept()
@@ -189,9 +198,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _recheck(self) -> Subscription | None:
         """Re-read who this is and what they may hear; close or re-subscribe accordingly."""
-        user = await database_sync_to_async(user_still_signed_in)(
-            user_id=self.user_id, session=self.scope.get("session")
-        )
+        user = await database_sync_to_async(user_still_signed_in)(self.signed_in)
         if user is None:
             await self._follow([])
             await self.close(code=CLOSE_UNAUTHENTICATED)
