@@ -22,9 +22,10 @@ What is measured, in the same run, against the same sockets:
           numbers, logs and publishes), each heard by every client on the group's stream.
           Latency: from the moment the transaction committed (an on-commit hook that runs
           before the push) to the moment a client's socket received the event.
-  bare    as many messages at the same rate, sent with the layer's own group_send to the
-          same group (no transaction, no outbox, no number), relayed by the same consumer.
-          Latency: from just before group_send to receipt.
+  bare    as many messages at the same rate, interleaved with the transitions (half a
+          period apart, so both meet the same load), sent with the layer's own group_send
+          to the same group (no transaction, no outbox, no number), relayed by the same
+          consumer. Latency: from just before group_send to receipt.
   Both: p50, p99 and max over every (client, event) delivery; lost = expected deliveries
   not received; duplicates = deliveries received twice; for live also gaps in the stream
   numbers each client saw. Targets: nothing lost; live p99 <= 1.5x bare p99.
@@ -39,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -212,20 +214,31 @@ def _now_into(moments: list[float]) -> None:
     moments.append(time.time())
 
 
-def _submit_at_rate(*, requester_id: int, type_id: int, rate: float, seconds: float) -> dict[str, float]:
-    """Submit requests at a steady rate; returns when each committed, by its event ref."""
+def _interleaved(
+    *, requester_id: int, type_id: int, group: str, rate: float, seconds: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """At `rate` per second each, half a period apart: submit a request through the
+    service, and group_send a bare message to the group. Both share the machine's load
+    at every moment. Returns (when each request committed, by its event ref; when each
+    bare message was sent, by its id)."""
+    from channels.layers import get_channel_layer
     from django.db import transaction
 
     from accounts.models import User
     from approvals.models import RequestType
     from approvals.services import request_create
 
+    layer = get_channel_layer()
+    assert layer is not None
+    # The layer speaks asyncio: one loop in a thread of its own, kept for the whole run.
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="bare-sender", daemon=True).start()
     requester = User.objects.get(pk=requester_id)
     request_type = RequestType.objects.get(pk=type_id)
     committed: dict[str, float] = {}
-    count = int(rate * seconds)
+    sent: dict[str, float] = {}
     started = time.monotonic()
-    for n in range(count):
+    for n in range(int(rate * seconds)):
         time.sleep(max(0.0, started + n / rate - time.monotonic()))
         moment: list[float] = []
         with transaction.atomic():
@@ -235,24 +248,13 @@ def _submit_at_rate(*, requester_id: int, type_id: int, rate: float, seconds: fl
                 requester=requester, request_type=request_type, title=f"n{n}", submit=True
             )
         committed[request.workflow_ref()] = moment[0]
-    return committed
-
-
-async def _bare_at_rate(*, group: str, rate: float, seconds: float) -> dict[str, float]:
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    assert layer is not None
-    sent: dict[str, float] = {}
-    count = int(rate * seconds)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    for n in range(count):
-        await asyncio.sleep(max(0.0, started + n / rate - loop.time()))
+        time.sleep(max(0.0, started + (n + 0.5) / rate - time.monotonic()))
         key = f"bare-{n}"
         sent[key] = time.time()
-        await layer.group_send(group, {"type": "relay.event", "event": {"id": key, "topic": "bench.bare"}})
-    return sent
+        message = {"type": "relay.event", "event": {"id": key, "topic": "bench.bare"}}
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    return committed, sent
 
 
 def _drained(worker: subprocess.Popen[str], *, expected: int, quiet: float = 5.0) -> None:
@@ -395,14 +397,16 @@ def main() -> int:
         idle_after = _rss_kb(asgi.pid)
         per_connection = (idle_after - idle_before) / args.clients
 
-        print(f"live: {int(args.rate * args.seconds)} transitions at {args.rate}/s ...", flush=True)
-        committed = _submit_at_rate(
-            requester_id=requester_id, type_id=type_id, rate=args.rate, seconds=args.seconds
+        print(
+            f"live and bare, interleaved: {int(args.rate * args.seconds)} of each at {args.rate}/s ...",
+            flush=True,
         )
-        _drained(worker, expected=len(committed) * args.clients)
-        print(f"bare: {int(args.rate * args.seconds)} group_send at {args.rate}/s ...", flush=True)
-        bare_sent = asyncio.run(
-            _bare_at_rate(group=f"inbox.group.{group_id}", rate=args.rate, seconds=args.seconds)
+        committed, bare_sent = _interleaved(
+            requester_id=requester_id,
+            type_id=type_id,
+            group=f"inbox.group.{group_id}",
+            rate=args.rate,
+            seconds=args.seconds,
         )
         _drained(worker, expected=(len(committed) + len(bare_sent)) * args.clients)
         worker.stdin.write("stop\n")
