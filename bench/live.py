@@ -3,7 +3,7 @@ channels-redis group_send to the same clients in the same run.
 
 Run it (PostgreSQL at 127.0.0.1:5432, Redis; uvicorn starts as a child):
 
-    .venv/bin/python -m bench.live                          # 1,000 clients, 2 transitions/s for 20 s
+    .venv/bin/python -m bench.live                          # 1,000 clients, 1 transition/s (and 1 bare send/s) for 20 s
     .venv/bin/python -m bench.live --clients 200 --seconds 5 --check
 
 It re-creates the database `baton_live_bench` (`--database`), migrates it, makes one
@@ -312,7 +312,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=2.0, help="transitions (and bare sends) per second")
+    parser.add_argument("--rate", type=float, default=1.0, help="transitions (and bare sends) per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="baton_live_bench")
