@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.
 # Benchmark-only requirements (Viewflow, AGPL): installed by `make bench-peer` and nothing else.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements/base.txt requirements/dev.txt requirements/bench.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench bench-peer bench-audit bench-inbox bench-timers bench-soak fuzz audit relay clean
+.PHONY: run test lint format bench bench-peer bench-audit bench-inbox bench-timers bench-soak bench-live fuzz audit relay clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-timers: $(STAMP)
 # restarted (database baton_bench_soak made afresh, Redis on port 6397); BENCH_ARGS="--seconds 60 --check"
 bench-soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(BENCH_ARGS)
+# 1,000 WebSocket clients, live events beside a bare group_send (PostgreSQL + Redis); BENCH_ARGS="--clients 200 --check"
+bench-live: $(STAMP)
+	$(BIN)/python -m bench.live $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-artifacts

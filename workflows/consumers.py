@@ -14,8 +14,8 @@ Close codes: 4401 not signed in (or no longer), 4403 not allowed, 4404 no such e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 from typing import Any
 
 import redis
@@ -24,8 +24,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from django.conf import settings
 from django.utils import timezone
 
-from workflows.live import Missed, control_group, streams_reader
-from workflows.subscriptions import Subscription, inbox_subscription, user_still_signed_in
+from workflows.live import RELAY_MESSAGE_TYPE, Missed, control_group, streams_reader
+from workflows.subscriptions import SignedIn, Subscription, inbox_subscription, user_still_signed_in
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -39,9 +41,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     """Base: subscribes to the streams `subscription_for` allows, keeps that true while
     the socket is open, and catches a reconnecting client up."""
 
+    scope: dict[str, Any]
     streams: list[str]
     user_id: int
-    _recheck_task: asyncio.Task[None] | None = None
+    signed_in: SignedIn
+    # A timer, not a sleeping task per socket: a task and its frame cost each idle socket
+    # a few KB, a timer handle about a hundred bytes.
+    _recheck_timer: asyncio.TimerHandle | None = None
+    _recheck_running: asyncio.Task[None] | None = None
 
     def subscription_for(self, user: Any) -> Subscription | None:
         """The streams `user` may hear on this socket, or None to refuse it (the default:
@@ -53,11 +60,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        signed_in = SignedIn.of(user_id=user.pk, session=self.scope.get("session"))
+        if signed_in is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
         subscription = await database_sync_to_async(self.subscription_for)(user)
         if subscription is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.user_id, self.streams = user.pk, []
+        self.user_id, self.streams, self.signed_in = user.pk, [], signed_in
+        # An idle socket keeps neither the user nor the session it was opened with: the
+        # re-checks read them afresh (a few KB less per socket).
+        self.scope = {k: v for k, v in self.scope.items() if k not in ("user", "session", "cookies")}
         await self.channel_layer.group_add(control_group(self.user_id), self.channel_name)
         await self._follow(subscription.streams)
         await self.accept()
@@ -68,11 +82,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN)
             return
         await self.send_json({"type": "ready", "epoch": epoch, "streams": heads})
-        self._recheck_task = asyncio.create_task(self._recheck_when_due(subscription))
+        self._recheck_schedule(subscription)
 
     async def disconnect(self, code: int) -> None:
-        if self._recheck_task is not None:
-            self._recheck_task.cancel()
+        for pending in (self._recheck_timer, self._recheck_running):
+            if pending is not None:
+                pending.cancel()
         if not hasattr(self, "user_id"):
             return
         await self.channel_layer.group_discard(control_group(self.user_id), self.channel_name)
@@ -153,6 +168,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the channel layer --------------------------------------------------------
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") == RELAY_MESSAGE_TYPE:
+            # Relaying touches no database, so it skips Channels' per-message
+            # close_old_connections: a hop to the one sync thread per message, which with
+            # 1,000 sockets hearing one event queued every delivery behind that thread.
+            await self.relay_event(message)
+            return
+        await super().dispatch(message)
+
     async def relay_event(self, message: dict[str, Any]) -> None:
         stream = message.get("stream")
         if stream is not None and stream not in self.streams:
@@ -168,13 +192,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def live_recheck(self, message: dict[str, Any]) -> None:
-        await self._recheck()
+        subscription = await self._recheck()
+        if subscription is not None:
+            self._recheck_schedule(subscription)
 
     async def _recheck(self) -> Subscription | None:
         """Re-read who this is and what they may hear; close or re-subscribe accordingly."""
-        user = await database_sync_to_async(user_still_signed_in)(
-            user_id=self.user_id, session=self.scope.get("session")
-        )
+        user = await database_sync_to_async(user_still_signed_in)(self.signed_in)
         if user is None:
             await self._follow([])
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -190,15 +214,29 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._resync(epoch, heads, reason="subscriptions")
         return subscription
 
-    async def _recheck_when_due(self, subscription: Subscription | None) -> None:
-        """Re-check every LIVE_RECHECK_SECONDS, and just after a delegation edge."""
-        while subscription is not None:
-            wait = settings.LIVE_RECHECK_SECONDS
-            if subscription.next_edge is not None:
-                wait = min(wait, (subscription.next_edge - timezone.now()).total_seconds() + 0.05)
-            await asyncio.sleep(max(wait, 0.05))
-            with contextlib.suppress(Exception):  # a failed re-check is tried again next time
-                subscription = await self._recheck()
+    def _recheck_schedule(self, subscription: Subscription) -> None:
+        """Re-check after LIVE_RECHECK_SECONDS, or just after the next delegation edge."""
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+        wait = settings.LIVE_RECHECK_SECONDS
+        if subscription.next_edge is not None:
+            wait = min(wait, (subscription.next_edge - timezone.now()).total_seconds() + 0.05)
+        self._recheck_timer = asyncio.get_running_loop().call_later(
+            max(wait, 0.05), self._recheck_due, subscription
+        )
+
+    def _recheck_due(self, previous: Subscription) -> None:
+        self._recheck_timer = None
+        self._recheck_running = asyncio.ensure_future(self._recheck_then_schedule(previous))
+
+    async def _recheck_then_schedule(self, previous: Subscription) -> None:
+        try:
+            subscription = await self._recheck()
+        except Exception:  # a failed re-check (the database away) is tried again later
+            logger.warning("re-checking a live socket failed; trying again later", exc_info=True)
+            subscription = previous
+        if subscription is not None:
+            self._recheck_schedule(subscription)
 
 
 class InboxConsumer(LiveConsumer):

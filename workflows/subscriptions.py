@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, user_logged_out
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -70,18 +72,34 @@ def inbox_subscription(user: User) -> Subscription:
     )
 
 
-def user_still_signed_in(*, user_id: int, session: Any) -> User | None:
+@dataclass(frozen=True)
+class SignedIn:
+    """What an open socket keeps of the session it was opened with (not the session)."""
+
+    user_id: int
+    session_key: str
+    auth_hash: str
+
+    @classmethod
+    def of(cls, *, user_id: int, session: Any) -> SignedIn | None:
+        key = getattr(session, "session_key", None)
+        stored = session.get(HASH_SESSION_KEY) if session is not None else None
+        if not key or not stored:
+            return None
+        return cls(user_id=user_id, session_key=key, auth_hash=stored)
+
+
+def user_still_signed_in(signed_in: SignedIn) -> User | None:
     """The user behind an open socket, reloaded, while their session still stands: None
     when they were deactivated, logged out (the session is gone) or signed out
     everywhere (the session's hash no longer matches)."""
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None or session is None:
+    user = User.objects.filter(pk=signed_in.user_id, is_active=True).first()
+    if user is None:
         return None
-    key = getattr(session, "session_key", None)
-    if key is None or not session.exists(key):
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not store().exists(signed_in.session_key):
         return None
-    stored = session.get(HASH_SESSION_KEY)
-    if not stored or not constant_time_compare(stored, user.get_session_auth_hash()):
+    if not constant_time_compare(signed_in.auth_hash, user.get_session_auth_hash()):
         return None
     return user
 

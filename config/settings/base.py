@@ -279,9 +279,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # keeps a sorted set per group and per channel (about 10 round trips and a Lua script for
 # the 3 groups of a transition: 1.25 ms of CPU against 0.05 ms for one pipelined PUBLISH
 # of the 3, measured here; see the outbox). Nothing is stored: a process that is
-# disconnected misses what was published meanwhile, and the per-user sequence numbers of
-# the live events reveal and heal the gap. Redis also cuts off a subscriber that falls
-# too far behind (client-output-buffer-limit pubsub), which the same healing covers.
+# disconnected misses what was published meanwhile, and the per-stream sequence numbers
+# of the live events (workflows.live) reveal and heal the gap. This layer has no
+# `capacity` to set: its bound is Redis's (client-output-buffer-limit pubsub), which cuts
+# off a subscriber that falls too far behind; the same healing covers that.
 #
 # The in-memory layer (embedded mode) drops messages silently once a channel holds
 # `capacity` of them; at the default of 100 a burst lost most of them in a measurement

@@ -104,14 +104,16 @@
   }
 
   function notice(event) {
-    // "Alex approved REQ-12": only for what someone else did.
-    if (!event.by || String(event.by.id) === me || noticed.has(event.id)) return;
+    // "Alex approved REQ-12": only for what someone else did ("REQ-12: escalated" when
+    // nobody did, as for the system's own moves).
+    if ((event.by && String(event.by.id) === me) || noticed.has(event.id)) return;
     noticed.add(event.id);
     if (event.topic === "notification.added") return;  // the bell says it
     const box = document.getElementById("live-notice");
     if (!box) return;
     const did = DONE[event.action] || String(event.action || "changed").replace(/_/g, " ");
-    box.textContent = event.by.name + " " + did + " " + (event.label || event.ref || "this");
+    const what = event.label || event.ref || "this";
+    box.textContent = event.by ? event.by.name + " " + did + " " + what : what + ": " + did;
     box.hidden = false;
   }
 
