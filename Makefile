@@ -72,6 +72,7 @@ bench-timers: $(STAMP)
 # restarted (database baton_bench_soak made afresh, Redis on port 6397); BENCH_ARGS="--seconds 60 --check"
 bench-soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(BENCH_ARGS)
+
 # 1,000 WebSocket clients, live events beside a bare group_send (PostgreSQL + Redis); BENCH_ARGS="--clients 200 --check"
 bench-live: $(STAMP)
 	$(BIN)/python -m bench.live $(BENCH_ARGS)
