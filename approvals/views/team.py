@@ -62,7 +62,7 @@ def shown_result(result: ReassignResult) -> dict[str, Any]:
         "ok": result.ok,
         "problem": result.problem,
         "request": {"reference": result.request.reference} if result.request is not None else None,
-        "successor": {"holder_label": result.successor.holder_label} if result.successor else None,
+        "successor": {"holder_label": result.successor.holder_label()} if result.successor else None,
     }
 
 

@@ -80,6 +80,10 @@ def _problems_on(page: Page, url: str, width: int) -> list[str]:
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(url)
     page.wait_for_load_state("load")
+    return _problems_here(page, url, width)
+
+
+def _problems_here(page: Page, url: str, width: int) -> list[str]:
     found = []
     results: dict[str, Any] = AXE.run(page).response
     for violation in results["violations"]:
@@ -163,3 +167,29 @@ def test_the_route_diagram_shows_its_last_node_inside_its_card_on_a_phone(
     assert last["x"] + last["width"] <= card["x"] + card["width"]
     # and no label is cut short with an ellipsis
     assert "…" not in (diagram.text_content() or "")
+
+
+def test_the_sweep_itself_catches_a_missing_label_and_sideways_scrolling(
+    new_page: Callable[[], Page],
+) -> None:
+    # given the login page on a phone, spoiled on purpose: an input nobody labelled, and a
+    # block wider than the screen
+    page = new_page()
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto("/login/")
+    page.evaluate(
+        """() => {
+            const input = document.createElement("input");
+            input.type = "text";
+            document.querySelector("main").appendChild(input);
+            const wide = document.createElement("pre");
+            wide.textContent = "x".repeat(400);
+            wide.className = "too-wide";
+            document.querySelector("main").appendChild(wide);
+        }"""
+    )
+    # when the sweep's checks run on it
+    problems = "\n".join(_problems_here(page, "/login/", 390))
+    # then both are reported
+    assert "label" in problems, problems
+    assert "scrolls sideways" in problems, problems
