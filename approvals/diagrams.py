@@ -284,9 +284,9 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
 
-# Characters per line of the texts above and below a stage's box (11 px text, 200 px box
-# and the gap beside it).
-NOTE_WIDTH = 38
+# Characters per line of the texts above and below a stage's box: 11 px text is about 6 px
+# a character, and a box with the gap beside it is 260 px wide.
+NOTE_WIDTH = 42
 
 
 def _condition_lines(stage: Stage) -> list[str]:
