@@ -29,6 +29,9 @@ from django_htmx.http import reswap, retarget
 SESSION_KEY = "approvals.refused_post"
 # Posted values never worth keeping: the CSRF token is renewed with the page.
 NOT_KEPT = frozenset({"csrfmiddlewaretoken"})
+# The most a refusal keeps of what was typed, in all: more (a post of megabytes) would
+# bloat the session; the form then comes back empty, with its errors.
+KEPT_MAX_CHARS = 256 * 1024
 FRAGMENT_BASE = "_htmx_fragment.html"
 PAGE_BASE = "base.html"
 
@@ -92,10 +95,13 @@ def refuse(
         response = render(request, template, context, status=status)
         # Whatever the form aimed at, the page's content is what comes back.
         return reswap(retarget(response, "main"), "innerHTML")
+    data = {k: v for k, v in request.POST.lists() if k not in NOT_KEPT}
+    if sum(len(k) + sum(len(v) for v in vs) for k, vs in data.items()) > KEPT_MAX_CHARS:
+        data = {}
     request.session[SESSION_KEY] = {
         "path": back,
         "form": form_name,
-        "data": {k: v for k, v in request.POST.lists() if k not in NOT_KEPT},
+        "data": data,
         "errors": _errors_of(form),
         "problem": problem,
         "status": status,

@@ -195,3 +195,17 @@ def test_a_refused_delegation_goes_back_to_its_form(world: World) -> None:
     page = alex.get("/delegations/")
     assert page.context["form"].errors
     assert "Holiday in Crete" in page.content.decode()
+
+
+def test_a_huge_refused_post_is_not_kept_in_the_session(world: World) -> None:
+    # given the requester, who pastes 300 KB into a comment (over its limit)
+    req = world.in_review
+    rita = _plain(world.user("requester"))
+    posted = rita.post(f"{_page(req)}comments/", {"body": "y" * 300_000})
+    # then she is sent back with the error, but the text is not carried in her session
+    _back(posted, _page(req), "thread")
+    assert rita.session["approvals.refused_post"]["data"] == {}
+    page = rita.get(_page(req))
+    thread = page.content.decode().split('id="thread"', 1)[1]
+    assert 'class="error" role="alert"' in thread
+    assert "yyyy" not in thread
