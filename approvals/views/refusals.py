@@ -16,6 +16,7 @@ why it was refused).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -32,6 +33,9 @@ NOT_KEPT = frozenset({"csrfmiddlewaretoken"})
 # The most a refusal keeps of what was typed, in all: more (a post of megabytes) would
 # bloat the session; the form then comes back empty, with its errors.
 KEPT_MAX_CHARS = 256 * 1024
+# A refusal is shown by the page the browser is sent to at once; one left behind (the
+# person went elsewhere) must not surface on a later visit.
+KEPT_SECONDS = 300
 FRAGMENT_BASE = "_htmx_fragment.html"
 PAGE_BASE = "base.html"
 
@@ -105,6 +109,7 @@ def refuse(
         "errors": _errors_of(form),
         "problem": problem,
         "status": status,
+        "at": time.time(),
         "extra": dict(extra or {}),
     }
     target = f"{back}?{query}" if query else back
@@ -121,6 +126,8 @@ def take_refusal(request: HttpRequest) -> Refusal | None:
     if not isinstance(stored, dict) or stored.get("path") != request.path:
         return None
     del request.session[SESSION_KEY]
+    if time.time() - float(stored.get("at") or 0) > KEPT_SECONDS:
+        return None
     return Refusal(
         path=str(stored["path"]),
         form=str(stored.get("form", "")),

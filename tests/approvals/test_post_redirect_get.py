@@ -5,6 +5,7 @@ htmx post gets the page's content with the error, to swap in."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -209,3 +210,17 @@ def test_a_huge_refused_post_is_not_kept_in_the_session(world: World) -> None:
     thread = page.content.decode().split('id="thread"', 1)[1]
     assert 'class="error" role="alert"' in thread
     assert "yyyy" not in thread
+
+
+def test_a_refusal_left_behind_does_not_surface_on_a_later_visit(world: World, monkeypatch: Any) -> None:
+    # given a refused comment whose page was not opened right away
+    req = world.in_review
+    rita = _plain(world.user("requester"))
+    rita.post(f"{_page(req)}comments/", {"body": "words " * 1000})
+    # when she opens the page ten minutes later
+    later = time.time() + 600
+    monkeypatch.setattr(time, "time", lambda: later)
+    html = rita.get(_page(req)).content.decode()
+    # then the page is plain: the old error and text are gone (and out of her session)
+    assert "words words" not in html
+    assert "approvals.refused_post" not in rita.session
