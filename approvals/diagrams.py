@@ -9,6 +9,7 @@ of the states are laid out here.
 from __future__ import annotations
 
 import math
+import textwrap
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -277,7 +278,22 @@ def _stage_lines(stage: Stage) -> list[str]:
         elif stage.escalate_to is not None:
             sla += f", then {stage.escalate_to.describe()}"
         lines.append(sla)
-    return [line if len(line) <= 34 else line[:33] + "…" for line in lines]
+    return [part for line in lines for part in _wrap(line, 32)]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` characters, broken between words: a label is
+    never cut short (a cut "…" loses what the stage is about)."""
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+# Characters per line of the texts above and below a stage's box: 11 px text is about 6 px
+# a character, and a box with the gap beside it is 260 px wide.
+NOTE_WIDTH = 42
+
+
+def _condition_lines(stage: Stage) -> list[str]:
+    return _wrap("if " + stage.condition.describe(), NOTE_WIDTH) if stage.condition is not None else []
 
 
 def _steps(policy: Policy) -> list[tuple[int, ...]]:
@@ -301,13 +317,25 @@ def policy_svg(
     met stages green, skipped ones greyed with the reason.
     """
     marks = marks or {}
-    stage_w, stage_h, gap, margin, top, row_gap = 200, 92, 60, 16, 44, 44
-    small_w = 96
     steps = _steps(policy)
+    # Lines wrap rather than being cut: the boxes, and the space above (conditions) and
+    # below (notes) them, grow to the longest text.
+    lines = max(len(_stage_lines(stage)) for stage in policy.stages)
+    above = max((len(_condition_lines(stage)) for stage in policy.stages), default=1)
+    below = max((len(_wrap(mark.note, NOTE_WIDTH)) for mark in marks.values() if mark.note), default=1)
+    stage_w, stage_h, gap, margin, row_gap = (
+        200,
+        max(92, 48 + 16 * (lines - 1)),
+        60,
+        16,
+        44 + 14 * (above - 1),
+    )
+    top = 44 + 14 * (above - 1)
+    small_w = 96
     rows = max(len(step) for step in steps)
     count = len(steps)
     width = margin * 2 + small_w * 2 + count * stage_w + (count + 1) * gap
-    height = top + rows * stage_h + (rows - 1) * row_gap + 56
+    height = top + rows * stage_h + (rows - 1) * row_gap + 56 + 14 * (below - 1)
     body: list[str] = []
     mid = top + (rows * stage_h + (rows - 1) * row_gap) / 2
     x = margin
@@ -376,10 +404,10 @@ def _stage_box(
         f'<line x1="{x}" y1="{mid}" x2="{x + gap}" y2="{y + stage_h / 2}" stroke="{COLOURS["line"]}" '
         'stroke-width="1.4" marker-end="url(#__ARROW__)"/>'
     ]
-    if stage.condition is not None:
-        condition = "if " + stage.condition.describe()
-        condition = condition if len(condition) <= 40 else condition[:39] + "…"
-        parts.append(_text(x + gap + stage_w / 2, y - 10, condition, size=11, colour=COLOURS["muted"]))
+    condition = _condition_lines(stage)
+    for line_no, line in enumerate(condition):
+        line_y = y - 10 - 14 * (len(condition) - 1 - line_no)
+        parts.append(_text(x + gap + stage_w / 2, line_y, line, size=11, colour=COLOURS["muted"]))
     x += gap
     stroke, fill, width_px = COLOURS["line"], COLOURS["box"], 1.2
     if mark.status == "current":
@@ -406,7 +434,8 @@ def _stage_box(
     for line_no, line in enumerate(_stage_lines(stage)):
         parts.append(_text(x + stage_w / 2, y + 40 + line_no * 16, line, size=11, colour=COLOURS["muted"]))
     if mark.note:
-        note = mark.note if len(mark.note) <= 40 else mark.note[:39] + "…"
-        parts.append(_text(x + stage_w / 2, y + stage_h + 18, note, size=11, colour=COLOURS["muted"]))
+        for line_no, line in enumerate(_wrap(mark.note, NOTE_WIDTH)):
+            line_y = y + stage_h + 18 + 14 * line_no
+            parts.append(_text(x + stage_w / 2, line_y, line, size=11, colour=COLOURS["muted"]))
     parts.append("</g>")
     return "".join(parts)

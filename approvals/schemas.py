@@ -269,25 +269,15 @@ def _multiple_of(
     if not validator.is_type(instance, "number") or isinstance(instance, bool):
         return
     if isinstance(instance, float) and not math.isfinite(instance):
-        return  # said once, as "Must be a finite number."
+        return  # refused before validation, by the shape check (PAYLOAD_BOUNDS)
+    if isinstance(step, bool) or not isinstance(step, int | float) or not math.isfinite(step) or step <= 0:
+        return  # a checked schema has none of these (schema_problems)
     # Exact fractions of the numbers as written: no rounding, and no overflow for 1e308.
     if (Fraction(str(instance)) / Fraction(str(step))).denominator != 1:
         yield ValidationError(f"{instance} is not a multiple of {step}")
 
 
 PayloadValidator = validators.extend(Draft202012Validator, {"multipleOf": _multiple_of})
-
-
-def _non_finite_numbers(value: Any, path: tuple[Any, ...] = ()) -> Iterator[list[Any]]:
-    """Paths of infinite or NaN numbers (JSON such as 1e999 reads as infinity)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        yield list(path)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _non_finite_numbers(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _non_finite_numbers(item, (*path, index))
 
 
 def _field_key(path: list[Any], prefix: str = FIELD_PREFIX) -> str:
@@ -345,12 +335,6 @@ def payload_errors(
     default); empty when valid."""
     if not isinstance(payload, dict):
         return {prefix: ["Must be a JSON object."]}
-    # Said on the field itself (the shape check below would blame the payload as a whole).
-    infinite = {
-        _field_key(path, prefix): ["Must be a finite number."] for path in _non_finite_numbers(payload)
-    }
-    if infinite:
-        return infinite
     too_big = shape_problem(payload, PAYLOAD_BOUNDS)
     if too_big:
         return {prefix: [too_big[0].upper() + too_big[1:] + "."]}

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from approvals.views import (
+    acting,
     action_links,
     delegations,
     figures,
@@ -32,7 +33,7 @@ urlpatterns = [
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/new/<slug:slug>/", requests.request_new_of_type, name="request_new_of_type"),
     path("requests/<int:pk>/", requests.request_detail, name="request_detail"),
-    path("requests/<int:pk>/act/", requests.request_action, name="request_action"),
+    path("requests/<int:pk>/act/", acting.request_action, name="request_action"),
     path("requests/<int:pk>/edit/", requests.request_edit, name="request_edit"),
     path("requests/<int:pk>/comments/", requests.request_comment, name="request_comment"),
     path("files/<int:pk>/", requests.attachment_download, name="attachment_download"),

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from approvals import policies, selectors
 from approvals.snoozing import SnoozeForm
 from approvals.views.common import me
+from approvals.views.request_refusals import HANDOFF, refuse_on_request_page
 from approvals.views.requests import detail_context
 from workflows import errors
 from workflows.services import handoff_claim, handoff_snooze, handoff_unclaim
@@ -42,9 +43,15 @@ def _handoff_change(request: HttpRequest, pk: int, *, claim: bool) -> HttpRespon
     except errors.NotFound:
         raise Http404("No such item.") from None
     except errors.WorkflowError as exc:
-        context = detail_context(request, req.pk)
-        context["problem"] = f"{'Claim' if claim else 'Release'} refused: {exc.detail} Nothing was changed."
-        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+        problem = f"{'Claim' if claim else 'Release'} refused: {exc.detail} Nothing was changed."
+        return refuse_on_request_page(
+            request,
+            req.pk,
+            form_name=HANDOFF,
+            problem=problem,
+            status=exc.http_status,
+            context=lambda: detail_context(request, req.pk, problem=problem),
+        )
     if claim:
         messages.success(request, f"Claimed {req.reference}: it is yours now.")
     else:

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -20,9 +20,11 @@ from approvals.manage_forms import ReassignForm
 from approvals.reassignment import ReassignResult, requests_reassign
 from approvals.selectors.team import may_see_team
 from approvals.views.common import me
+from approvals.views.refusals import refuse
+from approvals.views.request_refusals import REASSIGN, refuse_on_request_page
 from approvals.views.requests import detail_context
 from approvals.views.team import TEMPLATE as TEAM_TEMPLATE
-from approvals.views.team import team_context
+from approvals.views.team import shown_result, team_context
 from workflows import errors
 
 
@@ -46,6 +48,8 @@ def _reassign(
     rerender: Callable[[ReassignForm, list[ReassignResult], set[int], int], HttpResponse],
     success_url: str,
 ) -> HttpResponse:
+    """`rerender(form, results, still ticked, status)` answers a refusal (approvals.views.refusals:
+    back to the page, or the page's content for htmx); every item done redirects to `success_url`."""
     form = ReassignForm(request.POST)
     if not form.is_valid():
         chosen = form.cleaned_data.get("handoffs") or []
@@ -82,8 +86,20 @@ def team_reassign(request: HttpRequest) -> HttpResponse:
     def rerender(
         form: ReassignForm, results: list[ReassignResult], selected: set[int], status: int
     ) -> HttpResponse:
-        context, _ = team_context(request, form=form, results=results, selected=selected)
-        return render(request, TEAM_TEMPLATE, context, status=status)
+        def page() -> tuple[str, dict[str, Any]]:
+            return TEAM_TEMPLATE, team_context(request, form=form, results=results, selected=selected)[0]
+
+        return refuse(
+            request,
+            back=reverse("approvals:team"),
+            query=query,
+            form_name="team-reassign",
+            form=form,
+            status=status,
+            page=page,
+            anchor="team-items",
+            extra={"results": [shown_result(r) for r in results], "selected": sorted(selected)},
+        )
 
     # The permission answers first: someone who may not see the team learns nothing.
     if not may_see_team(me(request)):
@@ -101,13 +117,20 @@ def request_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     def rerender(
         form: ReassignForm, results: list[ReassignResult], selected: set[int], status: int
     ) -> HttpResponse:
-        context: dict[str, Any] = detail_context(request, pk)
-        context["reassign_form"] = form
         failed = [r for r in results if not r.ok]
-        if failed:
-            context["problem"] = (
-                "Not reassigned: " + " ".join(r.problem for r in failed) + " Nothing was changed."
-            )
-        return render(request, "approvals/request_detail.html", context, status=status)
+        problem = (
+            "Not reassigned: " + " ".join(r.problem for r in failed) + " Nothing was changed."
+            if failed
+            else ""
+        )
+        return refuse_on_request_page(
+            request,
+            pk,
+            form_name=REASSIGN,
+            form=form,
+            problem=problem,
+            status=status,
+            context=lambda: {**detail_context(request, pk, problem=problem or None), "reassign_form": form},
+        )
 
     return _reassign(request, rerender=rerender, success_url=reverse("approvals:request_detail", args=[pk]))

@@ -10,20 +10,26 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from approvals import discussion, policies, selectors, services
-from approvals.actions import OWN_FORM_ACTIONS, TASK_ACTIONS, Action
+from approvals.actions import OWN_FORM_ACTIONS, Action
 from approvals.discussion import FILES_MAX
 from approvals.forms import CommentForm, DraftForm, RequestActionForm, RequestCreateForm, TaskForm
-from approvals.models import ApprovalRequest, RequestType, State
+from approvals.models import RequestType, State
 from approvals.models.discussion import attachment_storage
 from approvals.selectors.delegations import request_delegations
 from approvals.selectors.team import reassignable_handoffs
-from approvals.views.common import me, problem_message
+from approvals.views.common import me
+from approvals.views.refusals import Refusal, refuse, take_refusal
+from approvals.views.request_refusals import (
+    COMMENT,
+    refuse_on_request_page,
+    refused_forms,
+)
 from workflows import errors
 
 
@@ -51,12 +57,28 @@ def request_new_of_type(request: HttpRequest, slug: str) -> HttpResponse:
         raise PermissionDenied(
             f"You may not submit {request_type} requests. Ask an administrator for access."
         )
-    form = RequestCreateForm(request.POST or None, payload_schema=request_type.payload_schema or {})
+    schema = request_type.payload_schema or {}
+    form = RequestCreateForm(request.POST or None, payload_schema=schema)
     template = "approvals/request_new.html"
     if request.method != "POST":
-        return render(request, template, _new_context(request_type, form))
+        refusal = take_refusal(request)
+        if refusal is None:
+            return render(request, template, _new_context(request_type, form))
+        again = refusal.bind(lambda data: RequestCreateForm(data, payload_schema=schema))
+        return render(request, template, _new_context(request_type, again), status=refusal.status)
+
+    def refused(status: int) -> HttpResponse:
+        return refuse(
+            request,
+            back=request.path,
+            form_name="new",
+            form=form,
+            status=status,
+            page=lambda: (template, _new_context(request_type, form)),
+        )
+
     if not form.is_valid():
-        return render(request, template, _new_context(request_type, form), status=400)
+        return refused(400)
     try:
         created = services.request_create(
             requester=me(request),
@@ -68,7 +90,7 @@ def request_new_of_type(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except errors.WorkflowError as exc:
         form.add_service_error(exc)
-        return render(request, template, _new_context(request_type, form), status=exc.http_status)
+        return refused(exc.http_status)
     messages.success(
         request,
         f"{created.reference} {'saved as a draft' if created.state == 'draft' else 'submitted for review'}.",
@@ -84,11 +106,21 @@ def detail_context(
     problem: str | None = None,
     task_form: TaskForm | None = None,
     comment_form: CommentForm | None = None,
+    refusal: Refusal | None = None,
 ) -> dict[str, Any]:
+    """The request page's context; a `refusal` (a refused post, kept over the redirect back
+    here) puts its form back in its place, with its errors, and says its problem."""
     page = selectors.request_page(request_id=pk, user=me(request))
     if page is None:
         raise Http404("No such request.")
     req = page.request
+    refused = (
+        refused_forms(refusal, req=req, resubmit_offered=Action.RESUBMIT in page.actions) if refusal else {}
+    )
+    form = form or refused.get("form")
+    task_form = task_form or refused.get("task_form")
+    comment_form = comment_form or refused.get("comment_form")
+    problem = problem or (refusal.problem if refusal else None) or None
     if form is None:
         # The resubmit form carries the payload inputs, prefilled with what was sent last.
         resubmit = Action.RESUBMIT in page.actions
@@ -131,88 +163,18 @@ def detail_context(
         "acting_for": request_delegations(request=req, user=me(request), open_handoffs=page.holders),
         "acting_key": uuid.uuid4().hex,
         "reassignable": reassignable_handoffs(handoffs=page.holders, user=me(request)),
+        **{name: refused[name] for name in ("acting_form", "reassign_form") if name in refused},
     }
 
 
 @login_required
 @require_safe
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "approvals/request_detail.html", detail_context(request, pk))
-
-
-def _task_action(request: HttpRequest, visible: ApprovalRequest) -> HttpResponse:
-    """A task done (with its outputs) or handed back, from the task's form on the page."""
-    pk = visible.pk
-    policy = visible.policy
-    index = policy.stage_index(request.POST.get("stage", "")) if policy is not None else None
-    stage = policy.stages[index] if policy is not None and index is not None else None
-    if stage is None or not stage.is_task:
-        context = detail_context(
-            request, pk, problem="There is no such task on this request. Nothing was done."
-        )
-        return render(request, "approvals/request_detail.html", context, status=400)
-    form = TaskForm(request.POST, outputs_schema=stage.outputs or {})
-    if not form.is_valid():
-        context = detail_context(request, pk, task_form=form)
-        return render(request, "approvals/request_detail.html", context, status=400)
-    action = Action(form.cleaned_data["action"])
-    if action.is_irreversible and not form.cleaned_data["confirmed"] and _offered(request, visible, action):
-        return _confirm(request, visible, action)
-    data: dict[str, Any] = {"stage": stage.name}
-    if action == Action.COMPLETE:
-        data["outputs"] = form.cleaned_payload
-    try:
-        result = services.request_act(
-            request_id=pk,
-            action=action,
-            actor=me(request),
-            comment=form.cleaned_data["comment"],
-            expected_version=form.cleaned_data["version"],
-            idempotency_key=form.cleaned_data["idempotency_key"] or None,
-            data=data,
-        )
-    except errors.NotFound:
-        raise Http404("No such request.") from None
-    except errors.WorkflowError as exc:
-        if exc.field_errors:
-            form.add_service_error(exc)
-        context = detail_context(request, pk, task_form=form)
-        if not exc.field_errors:
-            context["problem"] = problem_message(exc, context["req"], action.label.lower())
-        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
-    done = "done" if action == Action.COMPLETE else "handed back"
-    messages.success(
-        request, f"Task {stage.name} {done}. {result.instance} is now {result.instance.get_state_display()}."
+    refusal = take_refusal(request)
+    context = detail_context(request, pk, refusal=refusal)
+    return render(
+        request, "approvals/request_detail.html", context, status=refusal.status if refusal else 200
     )
-    return redirect("approvals:request_detail", pk=pk)
-
-
-def _offered(request: HttpRequest, req: ApprovalRequest, action: str) -> bool:
-    # Only what the person may do (themselves, or for whoever they stand in for) is worth
-    # confirming; anything else is refused at once.
-    return bool(request.POST.get("on_behalf_of")) or selectors.may_take(
-        request=req, user=me(request), action=action
-    )
-
-
-def _confirm(request: HttpRequest, req: ApprovalRequest, action: Action) -> HttpResponse:
-    """The step before an action that cannot be undone: what it will do, the reason (where
-    one is needed) to check, and a button that sends the same post again, confirmed.
-    Nothing has changed yet, so reloading this page is harmless."""
-    carried = [
-        (name, value)
-        for name, values in request.POST.lists()
-        if name not in {"csrfmiddlewaretoken", "comment", "confirmed"}
-        for value in values
-    ]
-    context = {
-        "req": req,
-        "action": action,
-        "comment": request.POST.get("comment", ""),
-        "carried": carried,
-        "consequence": CONSEQUENCES.get(action, ""),
-    }
-    return render(request, "approvals/confirm.html", context)
 
 
 class _AttachmentRules:
@@ -233,88 +195,6 @@ ATTACHMENT_RULES = _AttachmentRules()
 
 
 # What each irreversible action does, said on its confirmation step.
-CONSEQUENCES = {
-    Action.REJECT: "The request is rejected: it ends here, and its requester is told.",
-    Action.WITHDRAW: "The request is withdrawn: every approver's item closes and it cannot be reopened.",
-    Action.CANCEL: "The request is cancelled: every open item closes and its requester is told why.",
-    Action.HAND_BACK: "The task is handed back as not possible: the request goes where its policy says.",
-}
-
-
-def _posted_context(request: HttpRequest, pk: int, form: RequestActionForm) -> dict[str, Any]:
-    """The page again after a refused post; a form posted for someone under a delegation
-    comes back in its own place (approvals/_acting_for.html), the page's own form fresh."""
-    if form.data.get("on_behalf_of"):
-        context = detail_context(request, pk)
-        context["acting_form"] = form
-        return context
-    return detail_context(request, pk, form=form)
-
-
-@login_required
-@require_POST
-def request_action(request: HttpRequest, pk: int) -> HttpResponse:
-    # Visibility first: someone who may not see the request learns nothing about it.
-    visible = selectors.request_visible(request_id=pk, user=me(request))
-    if visible is None:
-        raise Http404("No such request.")
-    if Action.named(request.POST.get("action", "")) in TASK_ACTIONS:
-        return _task_action(request, visible)
-    # Only a resubmission reads payload inputs; any other action leaves the payload alone.
-    resubmit = request.POST.get("action") == Action.RESUBMIT
-    form = RequestActionForm(
-        request.POST,
-        payload_schema=(visible.request_type.payload_schema or {}) if resubmit else None,
-        payload=visible.payload,
-    )
-    if not form.is_valid():
-        return render(
-            request, "approvals/request_detail.html", _posted_context(request, pk, form), status=400
-        )
-    action = form.cleaned_data["action"]
-    on_behalf_of = form.cleaned_data["on_behalf_of"]
-    if (
-        Action(action).is_irreversible
-        and not form.cleaned_data["confirmed"]
-        and _offered(request, visible, action)
-    ):
-        return _confirm(request, visible, Action(action))
-    data: dict[str, Any] = {}
-    if action == Action.RESUBMIT:
-        for name in ("title", "description"):
-            if name in request.POST:
-                data[name] = form.cleaned_data[name]
-        if form.carries_payload:
-            data["payload"] = form.cleaned_payload
-    try:
-        result = services.request_act(
-            request_id=pk,
-            action=action,
-            actor=me(request),
-            comment=form.cleaned_data["comment"],
-            expected_version=form.cleaned_data["version"],
-            idempotency_key=form.cleaned_data["idempotency_key"] or None,
-            data=data,
-            on_behalf_of=on_behalf_of,
-        )
-    except errors.NotFound:
-        raise Http404("No such request.") from None
-    except errors.WorkflowError as exc:
-        if exc.field_errors:
-            form.add_service_error(exc)
-        context = _posted_context(request, pk, form)
-        if not exc.field_errors:
-            context["problem"] = problem_message(exc, context["req"], Action(action).label.lower())
-        return render(request, "approvals/request_detail.html", context, status=exc.http_status)
-    label = Action(action).label.lower()
-    if on_behalf_of is not None and on_behalf_of.pk != me(request).pk:
-        label = f"{label} for {on_behalf_of.display_name}"
-    messages.success(
-        request, f"Done: {label}. {result.instance} is now {result.instance.get_state_display()}."
-    )
-    return redirect("approvals:request_detail", pk=pk)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -325,17 +205,32 @@ def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if visible.state != State.DRAFT or visible.requester_id != me(request).pk:
         raise PermissionDenied(f"{visible.reference} is not a draft of yours: it cannot be edited.")
     schema = visible.request_type.payload_schema or {}
-    form = DraftForm(
-        request.POST or None,
-        payload_schema=schema,
-        payload=visible.payload,
-        initial={"title": visible.title, "description": visible.description, "version": visible.version},
-    )
-    context = {"req": visible, "request_type": visible.request_type, "form": form}
+    initial = {"title": visible.title, "description": visible.description, "version": visible.version}
+
+    def draft_form(data: QueryDict | None) -> DraftForm:
+        return DraftForm(data, payload_schema=schema, payload=visible.payload, initial=initial)
+
+    form = draft_form(request.POST or None)
+    template = "approvals/request_edit.html"
     if request.method != "POST":
-        return render(request, "approvals/request_edit.html", context)
+        refusal = take_refusal(request)
+        form = refusal.bind(draft_form) if refusal is not None else form
+        shown = {"req": visible, "request_type": visible.request_type, "form": form}
+        return render(request, template, shown, status=refusal.status if refusal else 200)
+    context = {"req": visible, "request_type": visible.request_type, "form": form}
+
+    def refused(status: int) -> HttpResponse:
+        return refuse(
+            request,
+            back=request.path,
+            form_name="draft",
+            form=form,
+            status=status,
+            page=lambda: (template, context),
+        )
+
     if not form.is_valid():
-        return render(request, "approvals/request_edit.html", context, status=400)
+        return refused(400)
     submit = not form.cleaned_data["save_as_draft"]
     content = {
         "title": form.cleaned_data["title"],
@@ -354,7 +249,7 @@ def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such request.") from None
     except errors.WorkflowError as exc:
         form.add_service_error(exc)
-        return render(request, "approvals/request_edit.html", context, status=exc.http_status)
+        return refused(exc.http_status)
     done = "submitted for review" if submit else "saved"
     messages.success(request, f"{result.reference} {done}.")
     return redirect("approvals:request_detail", pk=pk)
@@ -380,12 +275,24 @@ def request_comment(request: HttpRequest, pk: int) -> HttpResponse:
             raise Http404("No such request.") from None
         except errors.WorkflowError as exc:
             form.add_service_error(exc)
-            context = detail_context(request, pk, comment_form=form)
-            return render(request, "approvals/request_detail.html", context, status=exc.http_status)
+            return refuse_on_request_page(
+                request,
+                pk,
+                form_name=COMMENT,
+                form=form,
+                status=exc.http_status,
+                context=lambda: detail_context(request, pk, comment_form=form),
+            )
         messages.success(request, "Posted on the thread.")
         return redirect(f"{reverse('approvals:request_detail', args=[pk])}#thread")
-    context = detail_context(request, pk, comment_form=form)
-    return render(request, "approvals/request_detail.html", context, status=400)
+    return refuse_on_request_page(
+        request,
+        pk,
+        form_name=COMMENT,
+        form=form,
+        status=400,
+        context=lambda: detail_context(request, pk, comment_form=form),
+    )
 
 
 @login_required

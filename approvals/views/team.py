@@ -15,6 +15,7 @@ from approvals.manage_forms import ReassignForm, TeamFilterForm
 from approvals.reassignment import ReassignResult
 from approvals.selectors.team import TeamFilter, may_see_team, team_page
 from approvals.views.common import PAGE_SIZE, me
+from approvals.views.refusals import take_refusal
 
 TEMPLATE = "approvals/team.html"
 
@@ -23,7 +24,7 @@ def team_context(
     request: HttpRequest,
     *,
     form: ReassignForm | None = None,
-    results: list[ReassignResult] | None = None,
+    results: list[ReassignResult] | list[dict[str, Any]] | None = None,
     selected: set[int] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The team page's context and status: 400 with the filter's errors (and no items)
@@ -54,8 +55,31 @@ def team_context(
     return context, 200 if valid else 400
 
 
+def shown_result(result: ReassignResult) -> dict[str, Any]:
+    """One item's result as the page reads it, in a form a session can keep (JSON)."""
+    return {
+        "handoff_id": result.handoff_id,
+        "ok": result.ok,
+        "problem": result.problem,
+        "request": {"reference": result.request.reference} if result.request is not None else None,
+        "successor": {"holder_label": result.successor.holder_label()} if result.successor else None,
+    }
+
+
 @login_required
 @require_safe
 def team(request: HttpRequest) -> HttpResponse:
-    context, status = team_context(request)
+    """The team view; after a refused reassignment (approvals.views.refusals), with the
+    form as it was posted, each item's result, and the failed items still ticked."""
+    refusal = take_refusal(request)
+    if refusal is None:
+        context, status = team_context(request)
+    else:
+        context, status = team_context(
+            request,
+            form=refusal.bind(ReassignForm),
+            results=refusal.extra.get("results") or [],
+            selected=set(refusal.extra.get("selected") or []),
+        )
+        status = refusal.status
     return render(request, TEMPLATE, context, status=status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
@@ -30,8 +31,23 @@ ROLES = ("anonymous", "requester", "approver", "other_approver", "manager", "aud
 _HANDLER = ClientHandler(enforce_csrf_checks=False)
 
 
+class BrowserClient(Client):
+    """A test client that, like a browser, follows a refused post's 303 back to its page
+    (approvals.views.refusals): the answer is that page, with the refusal's status, errors
+    and context. Success redirects (302) are left to the test. The 303 itself is kept on
+    the answer as `refused_post` (tests/approvals/test_post_redirect_get.py checks it)."""
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().post(*args, **kwargs)
+        if response.status_code != 303 or kwargs.get("follow"):
+            return response
+        page = self.get(response["Location"])
+        page.refused_post = response  # type: ignore[attr-defined]  # (an extra for the tests)
+        return page
+
+
 def client_for(user: User | None) -> Client:
-    client = Client()
+    client = BrowserClient()
     client.handler = _HANDLER
     if user is not None:
         client.force_login(user)

@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
+from tests.approvals.conftest import BrowserClient
 from tests.approvals.policy_world import PolicyWorld, holders, load_demo_world
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,8 @@ def world() -> PolicyWorld:
 
 
 def browser(world: PolicyWorld, who: str) -> Client:
-    client = Client()
+    # Follows a refused post's 303 back to the page, as a browser does.
+    client = BrowserClient()
     client.force_login(world[who])
     return client
 

@@ -84,7 +84,7 @@ def test_an_expense_claim_goes_through_manager_and_finance_past_a_change_request
     # and the CFO stage already known not to apply
     expect(rita.get_by_test_id("state")).to_have_text("In review")
     expect(rita.get_by_test_id("held-by")).to_contain_text("Maria Manager")
-    expect(rita.get_by_test_id("payload")).to_contain_text("4200")
+    expect(rita.get_by_test_id("payload")).to_contain_text("EUR 4,200.00")  # the amount, in its currency
     assert (_stage(rita, "manager"), _stage(rita, "finance"), _stage(rita, "cfo")) == ("current", "", "")
     expect(rita.locator("[data-testid=route-steps] li[data-stage='cfo']")).to_contain_text("will be skipped")
     expect(rita.locator("[data-testid=lifecycle] g[data-state='in_review']")).to_have_attribute(

@@ -86,7 +86,7 @@ def test_a_requester_fixes_a_bad_field_and_keeps_a_draft(new_page: Callable[[], 
     rita.get_by_test_id("save-draft").click()
     # then the amount says what is wrong, beside it, and what she typed is kept
     amount = rita.locator("[data-field='payload.amount']")
-    expect(amount.get_by_role("alert")).to_contain_text("10000")
+    expect(amount.get_by_role("alert")).to_contain_text("10,000")
     expect(rita.get_by_label("Title")).to_have_value("New monitor")
     assert not ApprovalRequest.objects.exists()
     # when she fixes it and saves again

@@ -107,9 +107,11 @@ def test_the_500_page_renders_with_no_request_and_no_database(django_assert_num_
     assert "Something went wrong on our side" in html
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["debug off", "even with BATON_DEBUG"])
 def test_a_form_post_over_the_form_limit_is_a_413_page_and_nothing_is_saved(
-    requester: User, req: ApprovalRequest
+    requester: User, req: ApprovalRequest, settings: Any, debug: bool
 ) -> None:
+    settings.DEBUG = debug
     # given a comment of 3 MB of text (over Django's 2.5 MB limit for a form's fields)
     body = "x" * (3 * 1024 * 1024)
     # when it is posted as an ordinary form
