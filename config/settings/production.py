@@ -34,3 +34,14 @@ STORAGES = {
     **STORAGES,  # noqa: F405  (the attachments' storage of the base settings)
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# One cache for every process, so the API's per-token throttle counts a caller's calls across
+# all web workers and servers (each process's own memory would grant the budget per process).
+if REDIS_URL:  # noqa: F405  (from the base settings)
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),  # noqa: F405
+            "KEY_PREFIX": "baton",
+        }
+    }

@@ -42,6 +42,20 @@ def test_expired_and_revoked_tokens_are_refused_with_their_reason(api: ApiWorld)
     assert "revoked" in revoked.json()["detail"]
 
 
+def test_a_deactivated_persons_token_stops_working_at_once(api: ApiWorld) -> None:
+    # given a requester whose token works
+    client = api.client("requester")
+    assert client.get(f"{API}/requests/").status_code == 200
+    # when an administrator deactivates the account
+    person = api.user("requester")
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+    # then the very next call with the same token is a 401 that says why
+    refused = client.get(f"{API}/requests/")
+    assert refused.status_code == 401
+    assert "not active" in refused.json()["detail"]
+
+
 def test_token_is_stored_only_as_a_digest(api: ApiWorld) -> None:
     secret = api.token_for("requester")
     token = ApiToken.objects.get(pk=api.tokens["requester"].pk)
