@@ -154,6 +154,9 @@ def _bell_event(notification: Notification, *, by: User | None) -> OutboxEvent:
         payload={
             "ref": notification.request.workflow_ref(),
             "label": notification.request.reference,
+            # Whom a delegate hearing this stream may be told of it (workflows.subscriptions.Reach).
+            "scope": notification.request.request_type.slug,
+            "owner": str(notification.request.requester_id),
             "kind": notification.kind,
             "text": notification.text,
             "by": actor_ref(by),

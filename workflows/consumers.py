@@ -4,6 +4,9 @@ Protocol (JSON frames):
 - server `ready` {epoch, streams: {name: last seq}} once subscribed;
 - server `event` {stream, epoch, seq, event}: one numbered event of a stream (the event
   carries the outbox event id; delivery is at least once, clients drop duplicates);
+- server `skip` {stream, epoch, seq}: that number of the stream carried an event this
+  user may not hear (an item outside the delegation they hear the stream through): the
+  client advances its cursor and shows nothing;
 - server `resync` {epoch, streams, reason}: re-render and start counting from `streams`
   (the client was too far behind, the epoch changed, or what it may hear changed);
 - client `sync` {epoch, cursors: {name: last seq seen}}: send me what I missed;
@@ -25,7 +28,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from workflows.live import RELAY_MESSAGE_TYPE, Missed, control_group, streams_reader
-from workflows.subscriptions import SignedIn, Subscription, inbox_subscription, user_still_signed_in
+from workflows.subscriptions import (
+    Reach,
+    SignedIn,
+    Subscription,
+    event_allowed,
+    inbox_subscription,
+    user_still_signed_in,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +55,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     streams: list[str]
     user_id: int
     signed_in: SignedIn
+    # Streams heard only through delegations, and what those let through (shared empty
+    # default, replaced and never mutated: most sockets hear only their own streams).
+    reaches: dict[str, tuple[Reach, ...]] = {}
     # A timer, not a sleeping task per socket: a task and its frame cost each idle socket
     # a few KB, a timer handle about a hundred bytes.
     _recheck_timer: asyncio.TimerHandle | None = None
@@ -69,6 +82,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user_id, self.streams, self.signed_in = user.pk, [], signed_in
+        self.reaches = subscription.reaches
         # An idle socket keeps neither the user nor the session it was opened with: the
         # re-checks read them afresh (a few KB less per socket).
         self.scope = {k: v for k, v in self.scope.items() if k not in ("user", "session", "cookies")}
@@ -161,7 +175,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 return
             missed += found
         for item in missed:
-            await self.send_json(item.message(epoch))
+            await self.send_json(self._told(item.message(epoch)))
 
     async def _resync(self, epoch: str, heads: dict[str, int], *, reason: str) -> None:
         await self.send_json({"type": "resync", "epoch": epoch, "streams": heads, "reason": reason})
@@ -182,14 +196,25 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if stream is not None and stream not in self.streams:
             return  # left that stream while the message was on its way
         await self.send_json(
-            {
-                "type": "event",
-                "stream": stream,
-                "epoch": message.get("epoch"),
-                "seq": message.get("seq"),
-                "event": message["event"],
-            }
+            self._told(
+                {
+                    "type": "event",
+                    "stream": stream,
+                    "epoch": message.get("epoch"),
+                    "seq": message.get("seq"),
+                    "event": message["event"],
+                }
+            )
         )
+
+    def _told(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """`frame` as this user may be told it: an event of a stream heard only through a
+        delegation that does not reach it becomes a `skip` of its number, so the client's
+        cursor moves on (no gap, no endless re-sync) and learns nothing of the item."""
+        stream = frame.get("stream")
+        if not isinstance(stream, str) or event_allowed(self.reaches.get(stream), frame["event"]):
+            return frame
+        return {"type": "skip", "stream": stream, "epoch": frame.get("epoch"), "seq": frame.get("seq")}
 
     async def live_recheck(self, message: dict[str, Any]) -> None:
         subscription = await self._recheck()
@@ -208,7 +233,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._follow([])
             await self.close(code=CLOSE_FORBIDDEN)
             return None
-        if set(subscription.streams) != set(self.streams):
+        if set(subscription.streams) != set(self.streams) or subscription.reaches != self.reaches:
+            # A delegation's scope changed too: the page re-renders what it may show now.
+            self.reaches = subscription.reaches
             await self._follow(subscription.streams)
             epoch, heads = await streams_reader().heads(self.streams)
             await self._resync(epoch, heads, reason="subscriptions")

@@ -11,7 +11,7 @@ to the user's open sockets after commit, and each re-checks at once; time-based 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
 from typing import Any
@@ -36,11 +36,40 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Reach:
+    """What one delegation lets its delegate hear of a stream they hear only through it:
+    events of items its scope covers (`keys` None: every item, like Delegation.covers),
+    never those of the delegator's own items (nobody acts for them on those)."""
+
+    delegator_id: int
+    keys: frozenset[str] | None
+
+    def allows(self, event: dict[str, Any]) -> bool:
+        owner = event.get("owner")
+        if owner is not None and str(owner) == str(self.delegator_id):
+            return False
+        if self.keys is None:
+            return True
+        scope = event.get("scope")
+        return isinstance(scope, str) and scope in self.keys
+
+
+def event_allowed(reaches: tuple[Reach, ...] | None, event: dict[str, Any]) -> bool:
+    """Whether a socket may be told of `event` on a stream: always on a stream of its own
+    (`reaches` None), else when one of the delegations it hears the stream through reaches it."""
+    return reaches is None or any(r.allows(event) for r in reaches)
+
+
+@dataclass(frozen=True)
 class Subscription:
-    """The streams a socket may hear now, and when that may change by itself."""
+    """The streams a socket may hear now, and when that may change by itself.
+
+    `reaches` holds, per stream heard only through delegations, what they let through;
+    a stream not in it is the user's own (or their group's) and relays everything."""
 
     streams: list[str]
     next_edge: datetime | None = None
+    reaches: dict[str, tuple[Reach, ...]] = field(default_factory=dict)
 
 
 def delegation_next_edge(*, user_id: int, now: datetime) -> datetime | None:
@@ -55,20 +84,37 @@ def delegation_next_edge(*, user_id: int, now: datetime) -> datetime | None:
 
 def inbox_subscription(user: User) -> Subscription:
     """The streams of everything that changes `user`'s inbox: theirs, their groups', and
-    those of the people they stand in for now (active delegations from active people)."""
+    those of the people they stand in for now (active delegations from active people),
+    the latter limited to what each delegation reaches (`Subscription.reaches`)."""
     now = timezone.now()
-    delegators = set(
+    delegations = list(
         Delegation.objects.active(now)
         .filter(delegate=user, delegator__is_active=True)
-        .values_list("delegator_id", flat=True)
+        .values_list("delegator_id", "scope")
     )
-    people = {user.pk} | delegators
-    group_ids = set(Group.objects.filter(user__in=people).values_list("pk", flat=True))
+    people = {user.pk} | {d for d, _ in delegations}
+    memberships = list(Group.objects.filter(user__in=people).values_list("user", "pk"))
+    groups_of: dict[int, set[int]] = {}
+    for person, group_id in memberships:
+        groups_of.setdefault(person, set()).add(group_id)
+    own = {Recipient(user_id=user.pk).channel_group} | {
+        Recipient(group_id=g).channel_group for g in groups_of.get(user.pk, set())
+    }
+    reaches: dict[str, tuple[Reach, ...]] = {}
+    for delegator_id, scope in delegations:
+        reach = Reach(delegator_id=delegator_id, keys=frozenset(scope) if scope else None)
+        heard = [Recipient(user_id=delegator_id)]
+        heard += [Recipient(group_id=g) for g in sorted(groups_of.get(delegator_id, set()))]
+        for stream in (r.channel_group for r in heard):
+            if stream not in own:
+                reaches[stream] = (*reaches.get(stream, ()), reach)
+    group_ids = {g for _, g in memberships}
     recipients = [Recipient(user_id=p) for p in sorted(people)]
     recipients += [Recipient(group_id=g) for g in sorted(group_ids)]
     return Subscription(
         streams=[r.channel_group for r in recipients],
         next_edge=delegation_next_edge(user_id=user.pk, now=now),
+        reaches=reaches,
     )
 
 

@@ -58,7 +58,13 @@ def snoozes_wake(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -
                     channel_event(
                         group=Recipient(user_id=handoff.assignee_id).channel_group,
                         topic="handoff.changed",
-                        payload={"ref": request.workflow_ref(), "action": "wake", "handoff": handoff.pk},
+                        payload={
+                            "ref": request.workflow_ref(),
+                            "action": "wake",
+                            "handoff": handoff.pk,
+                            "scope": request.request_type.slug,
+                            "owner": str(request.requester_id),
+                        },
                     )
                 )
                 report.fired["woken"] += 1

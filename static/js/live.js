@@ -149,6 +149,27 @@
     refresh();
   }
 
+  function onSkip(message) {
+    // A number of a stream this viewer may not hear of (an item outside the delegation it
+    // hears that stream through): the cursor moves on, nothing is shown or re-rendered.
+    const last = cursors[message.stream];
+    if (typeof message.seq !== "number") return;
+    if (message.epoch !== epoch) {
+      // The counters started again: as for an event, trust nothing and re-render.
+      epoch = message.epoch;
+      cursors[message.stream] = message.seq;
+      refresh();
+      return;
+    }
+    if (typeof last === "number" && message.seq <= last) return;  // a duplicate
+    if (typeof last === "number" && message.seq > last + 1) {
+      refresh();
+      catchUp();
+      return;
+    }
+    cursors[message.stream] = message.seq;
+  }
+
   function onMessage(message) {
     if (message.type === "ready") {
       if (epoch === null) {
@@ -162,6 +183,8 @@
       body.dataset.liveConnected = "1";
     } else if (message.type === "event") {
       onEvent(message);
+    } else if (message.type === "skip") {
+      onSkip(message);
     } else if (message.type === "resync") {
       epoch = message.epoch;
       cursors = Object.assign({}, message.streams);

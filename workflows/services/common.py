@@ -183,6 +183,7 @@ def actor_ref(actor: User | None) -> dict[str, Any] | None:
 
 def events_for_change(
     *,
+    workflow: Workflow[Any, Any],
     instance: WorkflowModel,
     recipients: list[Recipient],
     topic: str,
@@ -192,10 +193,15 @@ def events_for_change(
     """One live event per person or group concerned, plus one for the instance's watchers.
 
     Each names its actor (`by`), so a page tells who did what and the actor's own page
-    shows no notice for their own action."""
+    shows no notice for their own action. Each carries the item's delegation `scope` key
+    and its `owner`, so a socket hearing a stream only through a delegation relays just
+    what that delegation reaches (workflows.subscriptions.Reach)."""
+    owner = workflow.owner_id(instance)
     payload = {
         "ref": instance.workflow_ref(),
         "label": instance.workflow_label(),
+        "scope": workflow.delegation_scope(instance),
+        "owner": None if owner is None else str(owner),
         "by": actor_ref(actor),
         "state": instance.state,
         "version": instance.version,

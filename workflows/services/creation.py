@@ -71,6 +71,7 @@ def instance_create(
         events: list[OutboxEvent]
         if action is None or then is None:
             events = events_for_change(
+                workflow=workflow,
                 instance=instance,
                 recipients=workflow.audience(instance),
                 topic="instance.created",

@@ -78,6 +78,7 @@ def _record(
     entry.save()
     instance.save(update_fields=["audit_seq", "audit_head", "updated_at"])
     events = events_for_change(
+        workflow=workflow,
         instance=instance,
         recipients=recipients + workflow.audience(instance),
         topic="handoff.changed",

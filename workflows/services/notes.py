@@ -64,6 +64,7 @@ def instance_note(
         sql.row_update(instance, ["audit_seq", "audit_head", "updated_at"])
         holders: list[Handoff] = open_handoffs_of(instance)
         events = events_for_change(
+            workflow=workflow,
             instance=instance,
             recipients=[r for h in holders for r in recipients_of(h)] + workflow.audience(instance),
             topic="instance.noted",

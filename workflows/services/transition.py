@@ -205,6 +205,7 @@ def step_apply(
     recipients = [r for h in [*effects.close, *opened] for r in recipients_of(h)]
     recipients += workflow.audience(instance) + effects.notify
     events = events_for_change(
+        workflow=workflow,
         instance=instance,
         recipients=recipients,
         topic="instance.transitioned",
