@@ -39,12 +39,15 @@ logger = logging.getLogger(__name__)
 class Reach:
     """What one delegation lets its delegate hear of a stream they hear only through it:
     events of items its scope covers (`keys` None: every item, like Delegation.covers),
-    never those of the delegator's own items (nobody acts for them on those)."""
+    never those of the delegator's own items (nobody acts for them on those), nor events
+    about no item at all (`ref` missing: e.g. the delegator's other delegations starting)."""
 
     delegator_id: int
     keys: frozenset[str] | None
 
     def allows(self, event: dict[str, Any]) -> bool:
+        if not event.get("ref"):
+            return False
         owner = event.get("owner")
         if owner is not None and str(owner) == str(self.delegator_id):
             return False

@@ -178,16 +178,18 @@ def test_narrowing_a_delegation_while_connected_re_renders_and_filters_from_then
     async_to_sync(scenario)()
 
 
-def test_a_delegation_never_relays_the_delegators_own_items():
+def test_a_delegation_never_relays_the_delegators_own_items_nor_what_is_about_no_item():
     # given a delegation of everything from person 7 and one of "general" from person 8
     everything, general = Reach(delegator_id=7, keys=None), Reach(delegator_id=8, keys=frozenset({"general"}))
     # then person 7's own item is not relayed through their delegation, another's is
-    assert not everything.allows({"scope": "general", "owner": "7"})
-    assert everything.allows({"scope": "general", "owner": "9"})
-    # and an event of no type reaches only through a delegation of everything
-    assert everything.allows({"topic": "delegation.changed"})
-    assert not general.allows({"topic": "delegation.changed"})
+    assert not everything.allows({"ref": "r:1", "scope": "general", "owner": "7"})
+    assert everything.allows({"ref": "r:1", "scope": "general", "owner": "9"})
+    # and an item of no type reaches only through a delegation of everything
+    assert everything.allows({"ref": "r:1", "scope": None, "owner": "9"})
+    assert not general.allows({"ref": "r:1", "scope": None, "owner": "9"})
+    # and news about no item (the delegator's other delegations) passes through none
+    assert not everything.allows({"topic": "delegation.changed", "delegate": 12})
     # and a stream of one's own relays everything; one heard through both, what either reaches
-    assert event_allowed(None, {"scope": "travel", "owner": "7"})
-    assert event_allowed((everything, general), {"scope": "general", "owner": "7"})
-    assert not event_allowed((general,), {"scope": "travel", "owner": "9"})
+    assert event_allowed(None, {"topic": "delegation.changed"})
+    assert event_allowed((everything, general), {"ref": "r:1", "scope": "general", "owner": "7"})
+    assert not event_allowed((general,), {"ref": "r:1", "scope": "travel", "owner": "9"})
