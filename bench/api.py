@@ -74,6 +74,7 @@ from bench.transitions import (  # noqa: E402
     _configure_environment,
     _create_requests,
     _django_setup,
+    _purge_redis,
     _raw_stepper,
     _recreate_database,
     _run_windows,
@@ -496,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.waiters:
         print(f"(b) {args.waiters} waiters on one uvicorn process")
         problems += _waiters(args, seed)
+    purged, keys = _purge_redis(args.redis_url)
+    print(f"  Redis: {purged} Celery messages purged, {keys} channel-layer keys removed")
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     for miss in missed:
