@@ -88,20 +88,21 @@ def expiry_terms(
     return ExpiryTerms(when, mode, escalate_user, escalate_group)
 
 
-def request_expire(*, request_id: int) -> ApprovalRequest | None:
+def request_expire(*, request_id: int, now: datetime | None = None) -> ApprovalRequest | None:
     """What the timer calls once a request's `expires_at` has passed.
 
     `on_expiry` 'expire': the request ends as `expired` through the transition service,
     as the system actor (audited; its open handoffs close). 'escalate': each open handoff
     is handed to the escalation person or group (audited reassignments), once.
     Idempotent: a request already decided, withdrawn, expired or escalated, not yet due,
-    or without an expiry is left as it is (logged), and None is returned.
+    or without an expiry is left as it is (logged), and None is returned. `now` is the
+    moment to judge "due" by (the scan's clock); the present by default.
     """
     request = ApprovalRequest.objects.filter(pk=request_id).first()
     if request is None:
         logger.info("request_expire: request %s does not exist", request_id)
         return None
-    now = timezone.now()
+    now = now or timezone.now()
     if request.expires_at is None or request.expires_at > now:
         logger.info("request_expire: %s is not due (expires at %s)", request.reference, request.expires_at)
         return None
@@ -150,5 +151,6 @@ def _escalate(*, request: ApprovalRequest, now: datetime) -> ApprovalRequest | N
             )
         # Not the request's state: the marker that its one escalation is done.
         ApprovalRequest.objects.filter(pk=locked.pk).update(expiry_escalated_at=now)
-    request.refresh_from_db()
-    return request
+    # A fresh read, not refresh_from_db: django-fsm's refresh of a protected field flips a
+    # class-wide flag, which is not thread-safe (two scans in one process raise).
+    return ApprovalRequest.objects.get(pk=request.pk)

@@ -150,7 +150,7 @@ class Seed:
     spare_requester_id: int
 
 
-def _seed(*, workers: int, per_worker: int) -> Seed:
+def _seed(*, workers: int, per_worker: int, sides: tuple[str, ...] = SIDES) -> Seed:
     """Migrate and create the people, the group and the type; workers create their requests."""
     from django.contrib.auth.models import Group
     from django.contrib.contenttypes.models import ContentType
@@ -179,7 +179,7 @@ def _seed(*, workers: int, per_worker: int) -> Seed:
     # process subscribes to those groups, as the ASGI process of connected browsers would.
     listened = [f"inbox.group.{reviewers.pk}"]
     plans = []
-    for side in SIDES:
+    for side in sides:
         for index in range(workers):
             requester = person(f"{side}-requester-{index}", roles[REQUESTERS])
             approver = person(f"{side}-approver-{index}", roles[APPROVERS], reviewers)
@@ -288,13 +288,13 @@ class Window:
     end: float
 
 
-def _schedule(*, rounds: int, seconds: float, warmup: float) -> list[Window]:
+def _schedule(*, rounds: int, seconds: float, warmup: float, sides: tuple[str, ...] = SIDES) -> list[Window]:
     """Offsets from the common start: raw, service, raw, service..., `seconds` measured per side."""
     windows = []
     at = 0.0
     measured = seconds / rounds
     for round_ in range(rounds):
-        for side in SIDES:
+        for side in sides:
             lead = warmup if round_ == 0 else SETTLE
             windows.append(Window(side=side, begin=at, measure=at + lead, end=at + lead + measured))
             at += lead + measured
@@ -520,7 +520,8 @@ CLOSE_HANDOFF_SQL = (
 )
 OPEN_HANDOFF_SQL = (
     "INSERT INTO workflows_handoff (content_type_id, object_id, stage, slot, assignee_id, candidate_group_id, "
-    "opened_at, opened_by_id, close_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id"
+    "opened_at, opened_by_id, close_reason, reminders_at, reminders_sent) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', '[]', 0) RETURNING id"
 )
 AUDIT_SQL = (
     "INSERT INTO workflows_auditentry (content_type_id, object_id, seq, kind, action, source, target, "

@@ -22,6 +22,7 @@ from approvals.expiry import expiry_terms
 from approvals.models import ApprovalRequest, RequestType, State
 from approvals.route.enter import route_simulate
 from approvals.selectors.api import request_detail, requests_visible
+from approvals.selectors.request_page import request_visible
 from approvals.services import request_act, request_create
 from workflows import errors
 
@@ -271,16 +272,20 @@ class RequestAction(ApiView):
         submit, edit, complete, hand_back) with a comment; answers the new representation.
         With If-Match (or `expected_version`), a stale version is refused with 412."""
         user = self.caller(request)
-        detail = _visible_detail(request_id=pk, user=user)
+        # Only visibility and the version are needed before acting: the full detail (history,
+        # decisions, options) is read once, for the answer.
+        target = request_visible(request_id=pk, user=user)
+        if target is None:
+            raise errors.NotFound(f"Request {pk} does not exist, or is not yours to see.")
         body = s.ActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        expected = if_match_check(http_request=request, request=detail.request)
+        expected = if_match_check(http_request=request, request=target)
         if expected is None:
             expected = data["expected_version"]
         try:
             request_act(
-                request_id=detail.request.pk,
+                request_id=target.pk,
                 action=name,
                 actor=user,
                 comment=data["comment"],
@@ -289,13 +294,9 @@ class RequestAction(ApiView):
                 data=data["data"],
             )
         except errors.StaleVersion as exc:
-            current = (
-                ApprovalRequest.objects.filter(pk=detail.request.pk).values_list("version", flat=True).first()
-            )
+            current = ApprovalRequest.objects.filter(pk=target.pk).values_list("version", flat=True).first()
             raise PreconditionFailed(exc.detail, version=current or 0) from None
         except errors.TransitionNotAllowed as exc:
-            state = (
-                ApprovalRequest.objects.filter(pk=detail.request.pk).values_list("state", flat=True).first()
-            )
+            state = ApprovalRequest.objects.filter(pk=target.pk).values_list("state", flat=True).first()
             raise StateConflict(exc.detail, state=state or "") from None
         return represented(_visible_detail(request_id=pk, user=user))

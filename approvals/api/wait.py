@@ -64,10 +64,13 @@ def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> H
 
 
 def _release_connection() -> None:
-    # A waiter must not hold a database connection while it waits. Inside a test's
-    # transaction the connection is the test's own: it stays.
+    # A waiter must not hold a database connection while it waits: these reads run in
+    # asgiref's one thread-sensitive thread, so the process keeps at most that thread's
+    # one connection, reused as CONN_MAX_AGE allows (closing it after every read made each
+    # wake pay a new PostgreSQL connection, seconds of lag once hundreds wake together).
+    # Inside a test's transaction the connection is the test's own: it stays.
     if not connection.in_atomic_block:
-        connection.close()
+        connection.close_if_unusable_or_obsolete()
 
 
 def _token(header: str) -> tuple[ApiToken | None, str]:

@@ -30,6 +30,7 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest
 from approvals.timers.delegation_edges import delegation_edges_announce
 from approvals.timers.escalation import timer_fire
+from approvals.timers.expiry import requests_expire
 from approvals.timers.report import ScanReport
 from approvals.timers.snooze import snoozes_wake
 from workflows.models import Handoff
@@ -100,9 +101,14 @@ def handoff_timers_scan(*, now: datetime | None = None, batch_size: int = BATCH_
     return report
 
 
-# Every scan beat runs, in order, each taking the moment to scan for. Request expiry
-# (`expires_at` on requests, the API's `request_expire`) registers its own scan here.
-TIMER_SCANS: list[Callable[..., ScanReport]] = [handoff_timers_scan, snoozes_wake, delegation_edges_announce]
+# Every scan beat runs, in order, each taking the moment to scan for. Expiry runs after
+# the handoff timers so an escalation on expiry is not at once re-escalated by its stage.
+TIMER_SCANS: list[Callable[..., ScanReport]] = [
+    handoff_timers_scan,
+    requests_expire,
+    snoozes_wake,
+    delegation_edges_announce,
+]
 
 
 def timers_scan(*, now: datetime | None = None) -> dict[str, int]:
