@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
+from django.http.request import RawPostDataException
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.response import Response
@@ -44,7 +45,14 @@ def body_digest(request: Request) -> str:
     """What the call asked: method, path and body bytes."""
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.path}\n".encode())
-    digest.update(request.body)
+    try:
+        digest.update(request.body)
+    except RawPostDataException:
+        # A multipart body is parsed as it streams in and its bytes are not kept: what it
+        # asked is then its fields, and its files' names and sizes.
+        fields = sorted((name, value) for name, values in request.POST.lists() for value in values)
+        files = sorted((name, f.name, f.size) for name, found in request.FILES.lists() for f in found)
+        digest.update(json.dumps([fields, files], default=str).encode())
     return digest.hexdigest()
 
 

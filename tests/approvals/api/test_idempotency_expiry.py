@@ -204,3 +204,28 @@ def test_keys_older_than_a_day_are_purged_and_the_key_is_free_again(api: ApiWorl
     again = _create(client, "daily")
     assert again.status_code == 201
     assert ApprovalRequest.objects.count() == 2
+
+
+def test_a_form_encoded_post_with_a_key_is_answered_and_replayed_not_a_500(api: ApiWorld) -> None:
+    # given a multipart body (its bytes are parsed as they stream in, never kept whole)
+    client = api.client("manager")
+    form = {"to_user": "nobody-by-this-name", "reason": "away"}
+    # when it is posted with an Idempotency-Key, then retried with the same key and body
+    first = client.post(
+        f"{API}/handoffs/7465430/reassign/", form, format="multipart", HTTP_IDEMPOTENCY_KEY="f-1"
+    )
+    again = client.post(
+        f"{API}/handoffs/7465430/reassign/", form, format="multipart", HTTP_IDEMPOTENCY_KEY="f-1"
+    )
+    # then a problem naming the field (no such person), not a 500, and the retry gets the same
+    assert first.status_code == again.status_code == 400
+    assert first["Content-Type"] == "application/problem+json"
+    assert again.json() == first.json()
+    # and another body under the same key is refused as such
+    other = client.post(
+        f"{API}/handoffs/7465430/reassign/",
+        {**form, "reason": "ill"},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="f-1",
+    )
+    assert other.status_code == 422
