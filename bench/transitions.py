@@ -139,6 +139,11 @@ class WorkerPlan:
     content_type_id: int
     request_type_id: int
     requests: int
+    # What the service's live events name (their actor, the type's delegation scope), so the
+    # raw side publishes messages of the same shape and size.
+    type_slug: str = ""
+    approver_name: str = ""
+    requester_name: str = ""
 
 
 @dataclass
@@ -194,6 +199,9 @@ def _seed(*, workers: int, per_worker: int, sides: tuple[str, ...] = SIDES) -> S
                     content_type_id=content_type.pk,
                     request_type_id=request_type.pk,
                     requests=per_worker,
+                    type_slug=request_type.slug,
+                    approver_name=approver.display_name,
+                    requester_name=requester.display_name,
                 )
             )
     spare_requester = person("spare-requester", roles[REQUESTERS])
@@ -671,6 +679,13 @@ def _raw_transition(cur: Any, plan: WorkerPlan, pk: int) -> list[tuple[uuid.UUID
         "action": action,
         "source": state,
         "target": target,
+        "label": f"REQ-{object_id}",
+        "scope": plan.type_slug or None,
+        "owner": str(plan.requester_id),
+        "by": {
+            "id": actor_id,
+            "name": plan.approver_name if actor_id == plan.approver_id else plan.requester_name,
+        },
     }
     # One event per holder of a closed or opened handoff and for the requester, each once,
     # one for the request's watchers, and the notification task.

@@ -331,7 +331,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     if CELERY_BROKER_URL.startswith("filesystem")
     # Redis redelivers an unacknowledged task after this many seconds: longer than any
     # task's retry window (a system check, workflows.checks, holds it so).
-    else {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+    else {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+        # kombu 5.7 sweeps for tasks past their visibility timeout only on every 10th try
+        # (about every 100 s); every try (each 10 s) costs one Redis range read per worker
+        # and a task orphaned by a killed worker comes back within seconds of its timeout.
+        "unacked_restore_throttle": 1,
+        "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+    }
 )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
