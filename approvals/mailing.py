@@ -72,8 +72,6 @@ def mail_dispatch(notifications: list[Notification], *, now: datetime | None = N
                     subject=note.subject,
                     body=note.body,
                     notification=note,
-                    created_at=moment,
-                    next_attempt_at=moment,
                 )
             )
         elif delivery == Delivery.DIGEST:

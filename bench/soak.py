@@ -25,9 +25,8 @@ Afterwards (once the relay and the workers are idle): every accepted action is i
 database once, every audit chain verifies, every outbox event is delivered, each
 notification exists once per event and person (a constraint; the count is printed), no
 request timed out twice and no handoff escalated twice; every mail the database says was
-sent arrived, once by Message-ID, and every webhook delivery it says succeeded arrived,
-once by webhook-id, none missing (copies sent again after a crash are counted and
-printed: a receiver drops them by their id). bench/soak_checks.py holds the checks.
+sent arrived (by Message-ID), every webhook delivery it says succeeded arrived (by
+webhook-id), none missing; copies sent again after a crash are printed (bench/soak_checks.py).
 """
 
 from __future__ import annotations

@@ -149,3 +149,12 @@ def test_a_mail_whose_task_was_lost_is_queued_again_and_old_sent_ones_purged(wor
     assert mail_tasks_run() == ["sent"]
     OutgoingMail.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(days=31))
     assert mails_purge(older_than=timedelta(days=30)) == 1
+
+
+def test_the_admin_lists_mails_read_only(world: World) -> None:
+    queued = OutgoingMail.objects.get(notification=_notify(world))
+    client = world.client("admin")
+    page = client.get("/admin/approvals/outgoingmail/")
+    assert page.status_code == 200
+    assert queued.address in page.content.decode()
+    assert client.get("/admin/approvals/outgoingmail/add/").status_code == 403
