@@ -3,25 +3,26 @@ digest sent in their local morning, or none. The bell (Notification rows) keeps 
 whatever the mail preference.
 
 `mail_dispatch` runs where notifications are recorded (approvals.notifications, the
-timers' notices); mail leaves after commit. `digests_send` is beat's: every run sends the
-digests of the people whose local digest hour it is, each notification once.
+timers' notices), in their transaction: it writes each mail to send at once as an
+`OutgoingMail` with its task's outbox event (approvals.mail_sending sends it, at least
+once, with a stable Message-ID). `digests_send` is beat's: every run writes the digests of
+the people whose local digest hour it is, each notification in one digest once.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from approvals.models import MailPreference, Notification
+from approvals.mail_sending import digest_message_id, mails_queue, notification_message_id
+from approvals.models import MailPreference, Notification, OutgoingMail
 from workflows import errors
 
 logger = logging.getLogger(__name__)
@@ -36,47 +37,48 @@ def deliveries(user_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     return {(p.user_id, p.kind): p.delivery for p in MailPreference.objects.filter(user_id__in=set(user_ids))}
 
 
-def mail_dispatch(
-    notifications: list[Notification], *, now: datetime | None = None, after_commit: bool = True
-) -> int:
+def mail_dispatch(notifications: list[Notification], *, now: datetime | None = None) -> int:
     """Mail each of these (saved) notifications as its recipient prefers: at once, into
-    the daily digest, or not at all. People without an address get none. The mail at once
-    leaves after commit, or now (`after_commit=False`: the caller's rows are committed
-    already, e.g. each in its own savepoint of a task). Returns how many go out at once."""
+    the daily digest, or not at all. People without an address get none.
+
+    Precondition: inside the transaction that records the notifications, so a mail is
+    decided exactly when its notification commits. A mail at once is written as an
+    `OutgoingMail` whose task the outbox queues after commit. Returns how many go at once.
+    """
     if not notifications:
         return 0
     moment = now or timezone.now()
-    people = {
-        u.pk: u
-        for u in User.objects.filter(pk__in={n.recipient_id for n in notifications}, is_active=True).exclude(
-            email=""
-        )
-    }
-    chosen = deliveries(people)
+    addresses = dict(
+        User.objects.filter(pk__in={n.recipient_id for n in notifications}, is_active=True)
+        .exclude(email="")
+        .values_list("pk", "email")
+    )
+    chosen = deliveries(addresses)
     now_ids: list[int] = []
     later_ids: list[int] = []
-    outgoing: list[tuple[str, str, str]] = []
+    outgoing: list[OutgoingMail] = []
     for note in notifications:
-        person = people.get(note.recipient_id)
-        if person is None:
+        address = addresses.get(note.recipient_id)
+        if address is None:
             continue
-        delivery = chosen.get((person.pk, note.kind), Delivery.IMMEDIATE)
+        delivery = chosen.get((note.recipient_id, note.kind), Delivery.IMMEDIATE)
         if delivery == Delivery.IMMEDIATE:
             now_ids.append(note.pk)
-            outgoing.append((note.subject, note.body, person.email))
+            outgoing.append(
+                OutgoingMail(
+                    message_id=notification_message_id(note),
+                    recipient_id=note.recipient_id,
+                    address=address,
+                    subject=note.subject,
+                    body=note.body,
+                    notification=note,
+                )
+            )
         elif delivery == Delivery.DIGEST:
             later_ids.append(note.pk)
     Notification.objects.filter(pk__in=now_ids).update(mailed_at=moment)
     Notification.objects.filter(pk__in=later_ids).update(digest_pending=True)
-
-    def mail() -> None:
-        for subject, body, address in outgoing:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
-
-    if after_commit:
-        transaction.on_commit(mail)
-    else:
-        mail()
+    mails_queue(outgoing)
     return len(outgoing)
 
 
@@ -92,8 +94,8 @@ def digests_send(*, now: datetime | None = None) -> int:
     """Send the daily digest of everyone whose local digest hour (BATON_DIGEST_HOUR) it
     is: one mail listing their pending notifications made before this morning's digest
     moment (later ones wait for tomorrow's). Each notification goes out once, whatever
-    runs twice (they are taken FOR UPDATE SKIP LOCKED and marked in one transaction).
-    Returns how many digests went out."""
+    runs twice (they are taken FOR UPDATE SKIP LOCKED and marked in one transaction, with
+    the digest's mail to send). Returns how many digests went out."""
     moment = now or timezone.now()
     waiting = (
         Notification.objects.filter(digest_pending=True).values_list("recipient_id", flat=True).distinct()
@@ -116,15 +118,21 @@ def digests_send(*, now: datetime | None = None) -> int:
                 digest_pending=False, mailed_at=moment
             )
             subject, body = _digest_text(person, notes)
-            transaction.on_commit(functools.partial(_send, subject, body, person.email))
+            mails_queue(
+                [
+                    OutgoingMail(
+                        message_id=digest_message_id(recipient_id=person.pk, notes=notes),
+                        recipient=person,
+                        address=person.email,
+                        subject=subject,
+                        body=body,
+                    )
+                ]
+            )
             sent += 1
     if sent:
         logger.info("daily digests sent: %s", sent)
     return sent
-
-
-def _send(subject: str, body: str, address: str) -> None:
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
 
 
 def _digest_text(person: User, notes: list[Notification]) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 for those with an address, by mail as they prefer (approvals.mailing).
 
 Runs in a Celery task after commit (delivered through the outbox, at least once); the
-(event id, recipient) uniqueness makes a repeated delivery send nothing twice. The words
+(event id, recipient) uniqueness makes a repeated delivery record nothing twice. Each
+person's notification, its live event and its mail (approvals.mail_sending) commit
+together. The words
 say exactly what happened, read from the audit entry itself: "approved by Alex at stage
 manager; now with finance", not "was approved" when one stage of three was.
 """
@@ -193,7 +195,6 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
     if entry.actor_id is not None:
         people = people.exclude(pk=entry.actor_id)  # nobody is told about their own action
     sent = 0
-    created: list[Notification] = []
     for person in people.order_by("pk"):
         kind = _kind_for(person.pk, told, named, request)
         text = news
@@ -223,13 +224,13 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
                     subject=subject,
                     body=body,
                 )
-                created.append(notification)
                 # The bell of every open page of theirs changes at once (after commit).
                 outbox_write([_bell_event(notification, by=entry.actor)])
+                # Mail as they prefer (at once, in the daily digest, or none), decided in
+                # the same transaction: a worker killed after this commit loses no mail.
+                mail_dispatch([notification])
         except IntegrityError:
             continue  # this event was already delivered to this person
         sent += 1
-    # Mail as each person prefers (at once, in the daily digest, or none).
-    mail_dispatch(created, after_commit=False)
     logger.info("notified %s people of %s #%s", sent, request.reference, audit_seq)
     return sent

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
+from approvals.mail_sending import MAIL_SEND_TASK, mail_send, mails_purge, mails_resume
 from approvals.mailing import digests_send
 from approvals.notifications import notify_transition
 from approvals.services import idempotent_requests_purge
@@ -35,6 +38,20 @@ def handoff_timer_fire_task(*, handoff_id: int) -> str:
 @shared_task(name="approvals.digests_send", acks_late=True, ignore_result=True)
 def digests_send_task() -> int:
     return digests_send()
+
+
+# Acknowledged only once done: a worker killed mid-send leaves the mail to another run,
+# which sends it again with the same Message-ID unless it was marked sent.
+@shared_task(name=MAIL_SEND_TASK, acks_late=True)
+def mail_send_task(*, mail_id: int) -> str:
+    return mail_send(mail_id=mail_id).result
+
+
+@shared_task(name="approvals.mail_resume", ignore_result=True)
+def mail_resume_task() -> int:
+    """Queue again mails whose task was lost; delete old sent ones (beat: every few minutes)."""
+    mails_purge(older_than=timedelta(days=settings.MAIL_KEEP_DAYS))
+    return mails_resume(overdue=timedelta(seconds=settings.MAIL_RESUME_AFTER))
 
 
 @shared_task(name="approvals.idempotency_purge")

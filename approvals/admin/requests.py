@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from approvals.admin.display import diagram_box, lifecycle_diagram_svg
-from approvals.models import ApprovalRequest, Decision, Notification, RequestRevision
+from approvals.models import ApprovalRequest, Decision, Notification, OutgoingMail, RequestRevision
 from approvals.selectors.route import route_view
 from workflows.admin import ReadOnly, ReadOnlyAdmin
 from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
@@ -77,3 +77,12 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(OutgoingMail)
+class OutgoingMailAdmin(ReadOnlyAdmin):
+    """Mails to send and sent (approvals.mail_sending): read-only, as the task owns them."""
+
+    list_display = ["created_at", "address", "subject", "status", "failures", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["address", "message_id"]

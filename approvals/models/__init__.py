@@ -3,7 +3,7 @@
 from approvals.models.api import IdempotentRequest
 from approvals.models.discussion import Attachment, Comment
 from approvals.models.exports import AuditExport, ExportState
-from approvals.models.notification import ActionLinkUse, MailPreference, Notification
+from approvals.models.notification import ActionLinkUse, MailPreference, Notification, OutgoingMail
 from approvals.models.requests import (
     FULFILMENT_STATES,
     OPEN_STATES,
@@ -36,6 +36,7 @@ __all__ = [
     "MailPreference",
     "Notification",
     "OnExpiry",
+    "OutgoingMail",
     "PolicyVersion",
     "PublishedPolicyError",
     "RequestRevision",

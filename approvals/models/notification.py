@@ -87,6 +87,55 @@ class MailPreference(models.Model):
         return f"{self.user}: {self.kind} {self.delivery}"
 
 
+class OutgoingMail(models.Model):
+    """One mail to send: written in the transaction that decides it (a notification's
+    single mail, or a daily digest), then sent by the Celery task `approvals.mail_send`,
+    queued through the outbox in that same transaction (approvals.mail_sending).
+
+    Sending is at least once: a worker that dies after the SMTP server took the mail but
+    before it was marked sent sends it again. Its `message_id` (the `Message-ID` header)
+    is fixed when the row is written, the same on every resend, so a receiver can drop the
+    copy.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        DEAD = "dead", "Failed for good"
+
+    message_id = models.CharField(max_length=200, unique=True)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    address = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    # The notification a single mail tells of (none for a digest): one mail each at most.
+    notification = models.OneToOneField(
+        Notification, null=True, blank=True, on_delete=models.CASCADE, related_name="mail"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    failures = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # An attempt in flight: no other may start before `lease_until` (its token marks it).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The resume sweep: pending mails whose task may have been lost.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="outgoing_mail_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} to {self.address} ({self.status})"
+
+
 class ActionLinkUse(models.Model):
     """A mailed action link that was used: each link acts once (its `nonce` is unique).
 

@@ -7,6 +7,7 @@ same transaction, so the action happens exactly as often as the timer advances: 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 
@@ -119,16 +120,40 @@ def _remind(*, handoff: Handoff, request: ApprovalRequest, stage: Stage | None, 
     )
 
 
+def stage_visit_key(*, request: ApprovalRequest, handoff: Handoff) -> str:
+    """What identifies the visit of a stage that `handoff` belongs to: the handoffs of one
+    stage (every approver of an all or quorum stage) open together, from one clock
+    reading, so they share their due time, as do their successors by reassignment; a
+    later visit (after a resubmission or a hand-back) has its own. Under a working-time
+    SLA, holders with different calendars have different deadlines, told apart."""
+    stage = hashlib.sha256(handoff.stage.encode()).hexdigest()[:10]
+    due = int(handoff.due_at.timestamp()) if handoff.due_at is not None else f"h{handoff.pk}"
+    return f"{request.pk}:{request.revision}:{stage}:{due}"
+
+
 def _notify_manager(*, handoff: Handoff, request: ApprovalRequest, stage: Stage | None) -> None:
+    """Tell the holder's managers that the stage is overdue: once per stage visit and
+    manager, however many of its handoffs (one per approver) run out together."""
     sla = f" (SLA {duration_text(stage.sla)})" if stage is not None and stage.sla is not None else ""
-    text = f"overdue at stage {handoff.stage}{sla}: held by {handoff.holder_label()}"
+    overdue = [handoff]
+    if handoff.due_at is not None:
+        overdue = list(
+            Handoff.objects.for_instance(request)
+            .open()
+            .filter(stage=handoff.stage, due_at=handoff.due_at)
+            .select_related("assignee", "candidate_group")
+            .order_by("pk")
+        ) or [handoff]
+    holders = [h.holder_label() for h in overdue]
+    held_by = ", ".join(holders[:-1]) + " and " + holders[-1] if len(holders) > 1 else holders[0]
+    text = f"overdue at stage {handoff.stage}{sla}: held by {held_by}"
     told = notices_send(
         request=request,
         people=managers_of(handoff, stage=stage),
         kind=Kind.ESCALATION,
-        key=f"timer:{handoff.pk}:escalate",
+        key=f"stage:{stage_visit_key(request=request, handoff=handoff)}:escalate",
         text=text,
-        body=f"It was due {_when(handoff.due_at)} and still waits for {handoff.holder_label()}.",
+        body=f"It was due {_when(handoff.due_at)} and still waits for {held_by}.",
     )
     if not told:
         logger.warning(

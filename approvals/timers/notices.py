@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import TeamMembership, User
@@ -62,7 +63,8 @@ def notices_send(
     *, request: ApprovalRequest, people: Iterable[int], kind: str, key: str, text: str, body: str
 ) -> int:
     """Record one notification per person for timer `key` (once each, whatever happens
-    twice) and mail them after commit. Returns how many people it concerned."""
+    twice) with their mails, in one transaction (the mails leave after commit, through
+    approvals.mail_sending). Returns how many people it concerned."""
     ids = sorted(set(people))
     if not ids:
         return 0
@@ -71,23 +73,29 @@ def notices_send(
     full_body = (
         f"{request.reference}: {request.title} ({request.request_type})\n\n{body}\n\nOpen it: {link}\n"
     )
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                recipient_id=person,
-                request=request,
-                event_id=key,
-                kind=kind,
-                text=text[:300],
-                subject=subject,
-                body=full_body,
+    with transaction.atomic():
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    recipient_id=person,
+                    request=request,
+                    event_id=key,
+                    kind=kind,
+                    text=text[:300],
+                    subject=subject,
+                    body=full_body,
+                )
+                for person in ids
+            ],
+            ignore_conflicts=True,
+        )
+        # Read back what is not mailed yet (bulk_create with ignore_conflicts sets no keys;
+        # a notice recorded by an earlier run has its mail already).
+        mail_dispatch(
+            list(
+                Notification.objects.filter(
+                    event_id=key, recipient_id__in=ids, mailed_at__isnull=True, digest_pending=False
+                )
             )
-            for person in ids
-        ],
-        ignore_conflicts=True,
-    )
-    # Read back what this timer recorded (bulk_create with ignore_conflicts sets no keys).
-    mail_dispatch(
-        list(Notification.objects.filter(event_id=key, recipient_id__in=ids, mailed_at__isnull=True))
-    )
+        )
     return len(ids)

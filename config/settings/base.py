@@ -347,15 +347,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The audit trail's signed checkpoints (workflows.checkpoints), hourly by default.
 AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3600"))
+# How often beat looks for webhook and mail tasks lost with a broker's queue.
+RESUME_SWEEP_SECONDS = float(os.environ.get("RESUME_SWEEP_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
-    "webhook-resume": {"task": "workflows.webhook_resume", "schedule": 300.0},
+    # Fan-outs, webhook deliveries and mails whose task was lost are queued again.
+    "webhook-resume": {"task": "workflows.webhook_resume", "schedule": RESUME_SWEEP_SECONDS},
     "webhook-purge": {"task": "workflows.webhook_purge", "schedule": 86400.0},
     # Reminders and escalations of overdue handoffs (approvals.timers): the timers live
     # in the database, so the scan's interval is their precision.
     # Each person's daily digest, sent in their local digest hour (approvals.mailing).
     "mail-digests": {"task": "approvals.digests_send", "schedule": 600.0},
+    "mail-resume": {"task": "approvals.mail_resume", "schedule": RESUME_SWEEP_SECONDS},
     "timers-scan": {
         "task": "approvals.timers_scan",
         "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),
@@ -412,6 +416,23 @@ AUDIT_SIGNING_KEY_GENERATE = False
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "baton@localhost")
+# The SMTP server of the smtp backend (production's default backend).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Without a timeout a silent SMTP server would hold a worker (and a mail's lease) forever.
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "20"))
+# Mail leaves through approvals.mail_sending: seconds to wait after each failed attempt (the
+# mail is dead after one attempt more), how long one attempt owns a mail (longer than
+# EMAIL_TIMEOUT), and how overdue a pending mail is before beat queues it again.
+MAIL_RETRY_SCHEDULE = [
+    float(s) for s in os.environ.get("MAIL_RETRY_SCHEDULE", "30,120,600,3600,10800,21600").split(",")
+]
+MAIL_SEND_LEASE = float(os.environ.get("MAIL_SEND_LEASE", "60"))
+MAIL_RESUME_AFTER = float(os.environ.get("MAIL_RESUME_AFTER", "600"))
+MAIL_KEEP_DAYS = int(os.environ.get("MAIL_KEEP_DAYS", "30"))
 BATON_BASE_URL = os.environ.get("BATON_BASE_URL", "http://127.0.0.1:8000")
 # The daily digest of notifications goes out at this hour of each person's local morning.
 BATON_DIGEST_HOUR = int(os.environ.get("BATON_DIGEST_HOUR", "8"))

@@ -6,7 +6,8 @@ from config.settings.embedded import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405  (a UUID-keyed workflow for the engine tests)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The integration tests' worker processes send to a real SMTP receiver (TEST_EMAIL_BACKEND).
+EMAIL_BACKEND = os.environ.get("TEST_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 # The in-process relay belongs to a running ASGI server; tests drive the relay explicitly.
 OUTBOX_RELAY_IN_ASGI = False
 LOGGING = {"version": 1, "disable_existing_loggers": False}

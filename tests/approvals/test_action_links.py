@@ -19,6 +19,7 @@ from approvals.actions import Action
 from approvals.models import ActionLinkUse, ApprovalRequest, State
 from approvals.notifications import notify_transition
 from tests.approvals.conftest import World
+from tests.mail_support import mail_tasks_run
 from workflows.models import AuditEntry, OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,7 @@ def test_the_new_handoff_mail_carries_approve_and_reject_links(world: World) -> 
     notify_transition(
         request_id=req.pk, action=kwargs["action"], audit_seq=kwargs["audit_seq"], event_id=str(event.pk)
     )
+    mail_tasks_run()
     (message,) = mail.outbox
     links = re.findall(r"^(Approve|Reject): (\S+)$", str(message.body), flags=re.MULTILINE)
     assert [name for name, _ in links] == ["Approve", "Reject"]

@@ -17,6 +17,7 @@ from approvals.notifications import notify_transition
 from approvals.services import request_act, request_create
 from approvals.timers import TIMER_SCANS, requests_expire, timers_scan
 from tests.factories import GroupFactory, RequestTypeFactory, make_approver, make_requester
+from tests.mail_support import mail_tasks_run
 from workflows.audit import audit_verify
 from workflows.models import AuditEntry, Handoff
 
@@ -68,6 +69,7 @@ def test_a_request_past_its_expiry_ends_as_expired_by_the_system_once(django_cap
     # and the requester hears of it through the usual notification of a transition
     entry = entries.get()
     notify_transition(request_id=desk.request.pk, action=entry.action, audit_seq=entry.seq, event_id="x1")
+    mail_tasks_run()
     told = Notification.objects.get(request=desk.request, recipient=desk.requester)
     assert (told.kind, told.text) == (Notification.Kind.CLOSED, "expired by Baton; the request is expired")
     assert desk.requester.email in {address for m in mail.outbox for address in m.to}

@@ -17,6 +17,7 @@ from approvals.notifications import notify_transition
 from approvals.services import items_act, request_act
 from tests.approvals.conftest import World
 from tests.factories import GroupFactory, RequestTypeFactory, UserFactory, make_request
+from tests.mail_support import mail_tasks_run
 from workflows import errors
 from workflows.models import AuditEntry, Handoff
 from workflows.services import handoff_claim, handoff_reassign
@@ -297,6 +298,7 @@ def test_a_decision_at_one_stage_of_two_says_so_and_where_it_goes() -> None:
     assert told["payer"].kind == Notification.Kind.HANDOFF
     assert told["payer"].text.startswith("waits for you: approved by Lena at stage manager")
     assert "lead" not in told  # not about their own action
+    mail_tasks_run()
     subjects = sorted(m.subject for m in mail.outbox)
     assert any("approved by Lena at stage manager; now with group finance" in s for s in subjects)
     # and a repeated delivery tells nobody twice

@@ -15,6 +15,7 @@ from approvals.notifications import notify_transition
 from approvals.services import request_act
 from approvals.timers.notices import notices_send
 from tests.approvals.conftest import World
+from tests.mail_support import mail_tasks_run
 from workflows import errors
 from workflows.models import OutboxEvent
 
@@ -42,6 +43,7 @@ def test_a_new_handoff_mails_the_approver_at_once_by_default(
     req = world.new_request(title="Desk")
     with django_capture_on_commit_callbacks(execute=True):
         _notify_last_transition(req.pk)
+    mail_tasks_run()
     assert [m.to for m in mail.outbox] == [[world.user("approver").email]]
     assert "waits for you" in mail.outbox[0].subject
     assert Notification.objects.get(kind=Notification.Kind.HANDOFF).mailed_at is not None
@@ -59,6 +61,7 @@ def test_off_means_the_bell_only_and_digest_means_later(world: World, django_cap
         _notify_last_transition(req.pk)
         request_act(request_id=req.pk, action="approve", actor=approver)
         _notify_last_transition(req.pk)
+    mail_tasks_run()
     # then the approver's item is in the bell but not mailed; the requester's news waits
     assert mail.outbox == []
     assert (
@@ -86,12 +89,14 @@ def test_the_digest_goes_out_once_in_the_persons_local_morning(
         created_at=datetime(2027, 1, 11, 20, 0, tzinfo=UTC),
     )
     mail_dispatch([note])
+    mail_tasks_run()
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         # 08:30 UTC is 03:30 in New York: not yet; 13:10 UTC is 08:10 there: now, once
         early = digests_send(now=datetime(2027, 1, 12, 8, 30, tzinfo=UTC))
         on_time = digests_send(now=datetime(2027, 1, 12, 13, 10, tzinfo=UTC))
         again = digests_send(now=datetime(2027, 1, 12, 13, 50, tzinfo=UTC))
+    mail_tasks_run()
     assert (early, on_time, again) == (0, 1, 0)
     (digest,) = mail.outbox
     assert digest.to == [requester.email]
@@ -133,6 +138,7 @@ def test_reminders_follow_the_preference_too(world: World, django_capture_on_com
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         notices_send(request=req, people=[approver.pk], kind="reminder", key="k", text="reminder", body="b")
+    mail_tasks_run()
     assert mail.outbox == []
     assert Notification.objects.get(event_id="k").digest_pending is True
     assert timezone.now() - Notification.objects.get(event_id="k").created_at < timedelta(minutes=1)

@@ -28,6 +28,7 @@ from tests.approvals.policy_world import (
 )
 from tests.factories import publish_policy
 from tests.listening import channel_listen, channel_receive
+from tests.mail_support import mail_tasks_run
 from workflows import errors
 from workflows.audit import audit_verify
 from workflows.models import AuditEntry, Handoff, OutboxEvent
@@ -222,6 +223,7 @@ def test_purchase_needs_two_of_three_and_the_third_is_told_their_handoff_closed(
     told = set(Notification.objects.filter(request=req).values_list("recipient__username", flat=True))
     assert told == {"rosa", "rita"}
     assert sent == 2
+    mail_tasks_run()
     assert any(m.to == ["rosa@example.com"] for m in mail.outbox)
 
 

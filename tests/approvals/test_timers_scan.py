@@ -15,6 +15,7 @@ from approvals.actions import Action
 from approvals.models import ApprovalRequest, Notification, State
 from approvals.services import request_act
 from approvals.timers import handoff_timer_fire, handoff_timers_scan, timers_scan
+from approvals.timers.escalation import stage_visit_key
 from tests.factories import (
     GroupFactory,
     RequestTypeFactory,
@@ -23,6 +24,7 @@ from tests.factories import (
     make_request,
     make_requester,
 )
+from tests.mail_support import mail_tasks_run
 from workflows.audit import audit_verify
 from workflows.models import AuditEntry, Handoff
 
@@ -70,6 +72,7 @@ def test_reminders_go_out_once_each_at_their_fractions_of_the_sla(django_capture
         first = handoff_timers_scan(now=desk.at(5))
         again = handoff_timers_scan(now=desk.at(5.5))
         second = handoff_timers_scan(now=desk.at(9))
+    mail_tasks_run()
     # then each reminder went out once, to the holder, with a mail
     assert (before.total, first.fired["reminded"], again.total, second.fired["reminded"]) == (0, 1, 0, 1)
     assert desk.notes(Notification.Kind.REMINDER) == [
@@ -100,7 +103,7 @@ def test_at_the_due_time_the_holders_manager_hears_of_it_once():
     # then the line manager and the team's manager were told once; the item stays put
     assert first.fired == {"escalated:notify_manager": 1}
     assert later.total == 0
-    key = f"timer:{desk.handoff.pk}:escalate"
+    key = f"stage:{stage_visit_key(request=desk.request, handoff=desk.handoff)}:escalate"
     assert sorted(desk.notes(Notification.Kind.ESCALATION)) == sorted(
         [(desk.boss.username, key), (team_manager.username, key)]
     )

@@ -14,8 +14,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from approvals.models import Notification
+from approvals.models import ApprovalRequest, Notification
 from approvals.tasks import timers_scan_task
+from approvals.timers.escalation import stage_visit_key
 from tests.factories import (
     GroupFactory,
     RequestTypeFactory,
@@ -81,6 +82,15 @@ def _overdue_items(count: int) -> tuple[list[Handoff], int]:
     return handoffs, boss.pk
 
 
+def _keys(handoffs: list[Handoff]) -> list[str]:
+    """The escalation notices' keys of these handoffs' stage visits."""
+    keys = []
+    for handoff in Handoff.objects.filter(pk__in=[h.pk for h in handoffs]):
+        request = ApprovalRequest.objects.get(pk=int(handoff.object_id))
+        keys.append(f"stage:{stage_visit_key(request=request, handoff=handoff)}:escalate")
+    return sorted(keys)
+
+
 def _scans_done(log: str) -> int:
     return len(re.findall(r"approvals\.timers_scan\[[0-9a-f-]+\] succeeded", log))
 
@@ -103,7 +113,7 @@ def test_an_escalation_due_while_no_worker_ran_happens_once_when_one_returns(ser
     worker = _worker(services, "worker")
     wait_until(lambda: _scans_done(worker.log()) == 2, timeout=60, what="both scans")
     # then each item escalated once: one word to the manager per item
-    assert _escalations(boss) == sorted(f"timer:{h.pk}:escalate" for h in handoffs)
+    assert _escalations(boss) == _keys(handoffs)
     assert Handoff.objects.filter(pk__in=[h.pk for h in handoffs], escalated_at__isnull=True).count() == 0
 
 
@@ -117,7 +127,7 @@ def test_a_worker_killed_mid_scan_leaves_each_escalation_done_once_after_redeliv
     blocker.execute(
         "INSERT INTO approvals_notification (recipient_id, request_id, event_id, kind, text, subject, body, "
         "created_at, digest_pending) VALUES (%s, %s, %s, 'escalation', '', 'blocker', '', now(), false)",
-        [boss, int(handoffs[1].object_id), f"timer:{handoffs[1].pk}:escalate"],
+        [boss, int(handoffs[1].object_id), _keys([handoffs[1]])[0]],
     )
     first = _worker(services, "worker-1")
     timers_scan_task.apply_async()
@@ -133,7 +143,7 @@ def test_a_worker_killed_mid_scan_leaves_each_escalation_done_once_after_redeliv
     second = _worker(services, "worker-2")
     wait_until(lambda: _scans_done(second.log()) >= 1, timeout=60, what="the redelivered scan")
     # then every item escalated exactly once
-    assert _escalations(boss) == sorted(f"timer:{h.pk}:escalate" for h in handoffs)
+    assert _escalations(boss) == _keys(handoffs)
     assert Notification.objects.filter(kind=Notification.Kind.ESCALATION).count() == 3
 
 
