@@ -291,7 +291,7 @@ CHANNEL_CAPACITY = int(os.environ.get("CHANNEL_CAPACITY", "2000"))
 if REDIS_URL:
     CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "workflows.channel_layer.LeanPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "baton"),
