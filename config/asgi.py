@@ -120,7 +120,6 @@ class MiddlewareInTurn:
             if not isinstance(handed, _HandedOn):
                 return handed
             scope, receive, send = handed
-        del handed
         return await self.app(scope, receive, send)
 
 
