@@ -102,9 +102,10 @@ def _catch_up(
     stream: str, after: int, head: int, entries: list[tuple[int, float, str]]
 ) -> list[Missed] | None:
     """The events numbered after..head from a stream's log, or None when the log no
-    longer holds all of them (trimmed by length or age): the client must re-render."""
+    longer holds all of them (trimmed by length or age, or `after` is a number of an
+    earlier life of the stream, whose counter expired): the client must re-render."""
     wanted = [e for e in entries if after < e[0] <= head]
-    if [e[0] for e in wanted] != list(range(after + 1, head + 1)):
+    if len(wanted) != head - after or [e[0] for e in wanted] != list(range(after + 1, head + 1)):
         return None
     if any(not _log_fresh(moment) for _, moment, _ in wanted):
         return None
@@ -156,11 +157,24 @@ memory_streams = MemoryStreams()
 
 # KEYS: epoch, counter, log. ARGV: a candidate epoch, now, the event's JSON, log length,
 # log seconds, the Redis channel to publish on, the message's msgpack bytes up to the
-# epoch's value. Appends epoch, 'seq' and seq, completing a 5-entry map.
+# epoch's value, the counter's lifetime in seconds, now in milliseconds. Appends epoch,
+# 'seq' and seq, completing a 5-entry map.
+#
+# A stream's counter expires LIVE_STREAM_SECONDS after its last event (its log sooner).
+# A counter that is missing (a new stream, or one whose counter expired) starts a new life
+# at the time in milliseconds: above every number of an earlier life (unless a stream
+# numbered more events than milliseconds passed), so a client still holding one sees a
+# gap, asks, and is told to re-render (the log holds no run from its number) instead of
+# taking the new numbers for duplicates. `RedisStreams.heads` starts a life the same way,
+# so a client that subscribes before a stream's first event counts from its start.
 STAMP_SCRIPT = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], ARGV[9])
+end
 local seq = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
 redis.call('ZADD', KEYS[3], seq, seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[4]) + 1))
 redis.call('EXPIRE', KEYS[3], ARGV[5])
@@ -181,14 +195,17 @@ def stamp_args(*, prefix: str, stream: str, event: dict[str, Any]) -> tuple[list
         msgpack.packb(part)
         for part in ("type", RELAY_MESSAGE_TYPE, "event", event, "stream", stream, "epoch")
     )
+    now = time.time()
     args = [
         uuid4().hex,
-        repr(time.time()),
+        repr(now),
         json.dumps(event),
         settings.LIVE_LOG_LENGTH,
         int(settings.LIVE_LOG_SECONDS),
         f"{prefix}__group__{stream}",
         head,
+        int(settings.LIVE_STREAM_SECONDS),
+        int(now * 1000),
     ]
     return list(redis_keys(prefix, stream)), args
 
@@ -225,13 +242,17 @@ class RedisStreams:
             pipe = client.pipeline(transaction=False)
             pipe.set(epoch_key, uuid4().hex, nx=True)
             pipe.get(epoch_key)
+            counters = [redis_keys(self.prefix, s)[1] for s in streams]
+            for counter in counters:
+                # A stream without a counter starts its life now, as the stamp script would.
+                pipe.set(counter, int(time.time() * 1000), nx=True, ex=int(settings.LIVE_STREAM_SECONDS))
             if streams:
-                pipe.mget([redis_keys(self.prefix, s)[1] for s in streams])
+                pipe.mget(counters)
             replies: list[Any] = await pipe.execute()
             return replies
 
         replies = await self._twice(read)
-        counts = replies[2] if streams else []
+        counts = replies[-1] if streams else []
         return replies[1].decode(), {s: int(c or 0) for s, c in zip(streams, counts, strict=True)}
 
     async def since(self, stream: str, after: int, head: int) -> list[Missed] | None:

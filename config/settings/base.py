@@ -291,7 +291,7 @@ CHANNEL_CAPACITY = int(os.environ.get("CHANNEL_CAPACITY", "2000"))
 if REDIS_URL:
     CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "workflows.channel_layer.LeanPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "baton"),
@@ -313,6 +313,9 @@ else:
 LIVE_LOG_LENGTH = int(os.environ.get("LIVE_LOG_LENGTH", "200"))
 LIVE_LOG_SECONDS = float(os.environ.get("LIVE_LOG_SECONDS", "900"))
 LIVE_RECHECK_SECONDS = float(os.environ.get("LIVE_RECHECK_SECONDS", "60"))
+# A stream's counter in Redis lives this long after its last event (30 days); a stream
+# heard again later starts a new life, and clients still holding its old numbers re-render.
+LIVE_STREAM_SECONDS = int(os.environ.get("LIVE_STREAM_SECONDS", str(30 * 24 * 3600)))
 
 # Celery: Redis when REDIS_URL is set (or CELERY_BROKER_URL), else kombu's filesystem
 # transport in VAR_DIR so the embedded mode needs no broker server.

@@ -62,7 +62,7 @@ def redis_layer_config(url: str, *, prefix: str) -> dict[str, Any]:
     """CHANNEL_LAYERS pointing at the Redis at `url`, as production configures them."""
     return {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "workflows.channel_layer.LeanPubSubChannelLayer",
             "CONFIG": {"hosts": [url], "prefix": prefix},
         }
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 
 import msgpack
@@ -67,10 +68,13 @@ def test_the_redis_script_numbers_logs_and_publishes_what_the_pubsub_layer_reads
             message = listener.get_message(timeout=2)
             assert message is not None
             published.append(message["data"])
-        # then subscribers get, in order, what the pub/sub layer itself unpacks
+        # then subscribers get, in order, what the pub/sub layer itself unpacks, numbered
+        # on from the moment the stream's counter was made (in ms)
         layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
         decoded = [layer.deserialize(raw) for raw in published]
-        assert [m["seq"] for m in decoded] == [1, 2, 3, 4]
+        born = decoded[0]["seq"] - 1
+        assert abs(born / 1000 - time.time()) < 60
+        assert [m["seq"] for m in decoded] == [born + 1, born + 2, born + 3, born + 4]
         assert decoded[0]["type"] == "relay.event"
         assert decoded[0]["event"] == {"id": "0", "empty": {}}
         assert decoded[0] == msgpack.unpackb(published[0])
@@ -80,20 +84,79 @@ def test_the_redis_script_numbers_logs_and_publishes_what_the_pubsub_layer_reads
 
         async def read() -> tuple[tuple[str, dict[str, int]], list[int] | None, object]:
             heads = await reader.heads(["inbox.user.7", "inbox.user.8"])
-            recent = await reader.since("inbox.user.7", 2, 4)
-            trimmed = await reader.since("inbox.user.7", 0, 4)
+            recent = await reader.since("inbox.user.7", born + 2, born + 4)
+            trimmed = await reader.since("inbox.user.7", 0, born + 4)
             return heads, [m.seq for m in recent or []], trimmed
 
         heads, recent, trimmed = asyncio.run(read())
         # and readers see the heads, catch up from the log, and learn when it was trimmed
-        assert heads == (epoch, {"inbox.user.7": 4, "inbox.user.8": 0})
-        assert recent == [3, 4]
+        # (a stream not yet heard of starts its life when read: numbers to count on from)
+        assert heads[0] == epoch
+        assert heads[1]["inbox.user.7"] == born + 4
+        assert abs(heads[1]["inbox.user.8"] / 1000 - time.time()) < 60
+        assert recent == [born + 3, born + 4]
         assert trimmed is None
-        # when Redis loses its data (a restart without persistence), a new epoch begins at 1
+        # when Redis loses its data (a restart without persistence), a new epoch begins
         client.delete(*redis_keys(prefix, "inbox.user.7"))
         keys, args = stamp_args(prefix=prefix, stream="inbox.user.7", event={"id": "new"})
-        assert script(keys=keys, args=args) == 1
+        assert script(keys=keys, args=args) > born + 4
         assert client.get(f"{prefix}:live:epoch").decode() != epoch
     finally:
-        client.delete(*redis_keys(prefix, "inbox.user.7"))
+        client.delete(*redis_keys(prefix, "inbox.user.7"), redis_keys(prefix, "inbox.user.8")[1])
         listener.close()
+
+
+def test_a_redis_stream_counter_expires_and_a_client_holding_its_old_numbers_re_renders(settings, redis_url):
+    settings.LIVE_STREAM_SECONDS = 1
+    settings.LIVE_LOG_SECONDS = 60
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    stream = "inbox.group.3"
+    client = redis.Redis.from_url(redis_url)
+    script = stamp_script(client)
+    _, counter_key, log_key = redis_keys(prefix, stream)
+    reader = RedisStreams(redis_url, prefix)
+
+    def stamp(n: int) -> int:
+        keys, args = stamp_args(prefix=prefix, stream=stream, event={"id": str(n)})
+        return int(script(keys=keys, args=args))
+
+    async def catch_up(after: int, head: int) -> list[int] | None:
+        missed = await reader.since(stream, after, head)
+        return None if missed is None else [m.seq for m in missed]
+
+    try:
+        # given a client subscribed before the stream's first event, then two events
+        epoch, heads = asyncio.run(reader.heads([stream]))
+        start = heads[stream]
+        first, second = stamp(1), stamp(2)
+        # then the events follow the number it was given (no gap), and it could catch up
+        assert (first, second) == (start + 1, start + 2)
+        assert asyncio.run(catch_up(start, second)) == [first, second]
+        # and the counter expires LIVE_STREAM_SECONDS after the last write
+        assert 0 < client.ttl(counter_key) <= 1
+        # when nothing is heard on the stream for longer, its counter is gone (the log, kept
+        # longer here, still holds the old numbers)
+        time.sleep(1.3)
+        assert not client.exists(counter_key)
+        # and the stream is heard again
+        reborn = stamp(3)
+        # then it starts a new life numbered above the old one: a connected client that saw
+        # `second` sees a gap (not a duplicate) and asks
+        assert reborn > second + 1
+        head = asyncio.run(reader.heads([stream]))[1][stream]
+        assert head == reborn
+        # and whoever holds a number of the old life is told to re-render (None: the
+        # consumer sends `resync`), never given the new numbers as if they followed it
+        assert asyncio.run(catch_up(first, head)) is None
+        assert asyncio.run(catch_up(second, head)) is None
+        assert asyncio.run(catch_up(0, head)) is None
+        # when the counter expires again and a client reconnects with nothing new on it
+        time.sleep(1.3)
+        epoch_now, heads = asyncio.run(reader.heads([stream]))
+        # then the stream's new life starts above its cursor, in the same epoch, and it is
+        # told to re-render rather than trust its number
+        assert epoch_now == epoch
+        assert heads[stream] > reborn
+        assert asyncio.run(catch_up(reborn, heads[stream])) is None
+    finally:
+        client.delete(counter_key, log_key, f"{prefix}:live:epoch")
