@@ -25,6 +25,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.roles import ROLE_PERMISSIONS
 from accounts.teams import everyone_in_teams, team_members
 from approvals.selectors.inbox import (
@@ -34,13 +35,13 @@ from approvals.selectors.inbox import (
     handoff_order,
     handoffs_after,
     handoffs_filtered,
+    handoffs_page,
     inbox_rows,
     open_request_handoffs,
 )
 from workflows.permissions import may_reassign
 
 if TYPE_CHECKING:
-    from accounts.models import User
     from workflows.models import Handoff
 
 REASSIGN_PERMISSION = "workflows.reassign_handoff"
@@ -132,17 +133,24 @@ def team_page(
     filters = filters or TeamFilter()
     everyone = user.is_superuser
     now = timezone.now()
-    team = everyone_in_teams() if everyone else team_members(user)
-    team_ids = team.values("pk")
-
-    # 1. the members (a superuser's: only those with work open, from the counts below)
-    members = [] if everyone else list(team.order_by("first_name", "last_name", "username"))
-    # 2. the groups: the members', and those their open items were claimed from
+    # 1. the members (a superuser's: only those with work open, from the counts below).
+    # A manager's team is read once and its ids passed on as a list: as a subquery it was
+    # worked out again (a scan of every user) by each of the four queries below.
+    team_ids: Any  # the ids (a list), or for a superuser a subquery
+    if everyone:
+        members: list[User] = []
+        team_ids = everyone_in_teams().values("pk")
+    else:
+        members = list(team_members(user).order_by("first_name", "last_name", "username"))
+        team_ids = [m.pk for m in members]
+    # 2. the groups: the members', and those their open items were claimed from (two
+    # semi-joins: a join to the memberships needed a DISTINCT over thousands of rows)
     held_from = open_request_handoffs().filter(assignee_id__in=team_ids, candidate_group__isnull=False)
+    memberships = User.groups.through.objects.filter(user_id__in=team_ids).values("group_id")
     groups = list(
-        Group.objects.filter(Q(user__in=team_ids) | Q(pk__in=held_from.values("candidate_group_id")))
-        .distinct()
-        .order_by("name")
+        Group.objects.filter(
+            Q(pk__in=memberships) | Q(pk__in=held_from.values("candidate_group_id"))
+        ).order_by("name")
     )
     group_ids = [g.pk for g in groups]
 
@@ -217,7 +225,7 @@ def team_page(
     if cursor:
         query = handoffs_after(query, filters.items, cursor)
     _, order = handoff_order(filters.items)
-    handoffs = list(query.select_related("assignee", "candidate_group").order_by(*order)[: limit + 1])
+    handoffs = handoffs_page(query, order, limit + 1)
     more = len(handoffs) > limit
     handoffs = handoffs[:limit]
     return TeamPage(
