@@ -308,9 +308,13 @@ def inbox_rows(
     they wait for one of `delegators` (who delegated their work to the viewer)."""
     handoffs = list(handoffs)
     delegators = delegators or {}
-    requests_by_id = ApprovalRequest.objects.select_related(
-        "requester", "request_type", "policy_version"
-    ).in_bulk([int(h.object_id) for h in handoffs])
+    # The lists show the request's reference, title, type and requester: its policy
+    # version (a JSON document decoded per row) and payload are left out.
+    requests_by_id = (
+        ApprovalRequest.objects.select_related("requester", "request_type")
+        .defer("payload", "description", "outputs", "stage_slots")
+        .in_bulk([int(h.object_id) for h in handoffs])
+    )
     rows = []
     for handoff in handoffs:
         request = requests_by_id.get(int(handoff.object_id))
