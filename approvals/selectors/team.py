@@ -173,7 +173,13 @@ def team_page(
         members: list[User] = []
         team_ids = everyone_in_teams().values("pk")
     else:
-        members = list(team_members(user).order_by("first_name", "last_name", "username"))
+        # Only what the page shows of each (a user row also carries a password hash and
+        # preferences, read 50 times for nothing).
+        members = list(
+            team_members(user)
+            .only("username", "first_name", "last_name", "is_active")
+            .order_by("first_name", "last_name", "username")
+        )
         team_ids = [m.pk for m in members]
     # 2. the groups: the members', and those their open items were claimed from (two
     # semi-joins: a join to the memberships needed a DISTINCT over thousands of rows)
