@@ -64,7 +64,8 @@ audit: $(STAMP)
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
-# The inbox page on 1,000,000 requests on PostgreSQL (data kept in baton_bench_inbox); BENCH_ARGS="--rebuild --check"
+# The inbox and the team view on 1,000,000 requests on PostgreSQL, beside hand-written SQL
+# (data kept in baton_bench_inbox); BENCH_ARGS="--rebuild --check", "--only team"
 bench-inbox: $(STAMP)
 	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
 

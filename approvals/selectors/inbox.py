@@ -241,6 +241,18 @@ def handoffs_after(query: QuerySet[Handoff], filters: InboxFilter, cursor: str) 
     return query.filter(Q(due_at__gt=value) | Q(due_at=value, id__gt=last) | Q(due_at__isnull=True))
 
 
+def handoffs_page(query: QuerySet[Handoff], order: list[Any], limit: int) -> list[Handoff]:
+    """The first `limit` handoffs of `query` in `order`, with their holders (one query).
+
+    The page is chosen first (a subquery of ids) and only its rows are joined to their
+    assignee and group: joined before the sort, every matching row was (a hash of all
+    users, half the page's time at a million requests: bench/inbox)."""
+    page = query.order_by(*order).values("pk")[:limit]
+    return list(
+        Handoff.objects.filter(pk__in=page).select_related("assignee", "candidate_group").order_by(*order)
+    )
+
+
 def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
@@ -277,7 +289,7 @@ def inbox_page(
     if cursor:
         query = handoffs_after(query, filters, cursor)
     _, order = handoff_order(filters)
-    handoffs = list(query.select_related("assignee", "candidate_group").order_by(*order)[: limit + 1])
+    handoffs = handoffs_page(query, order, limit + 1)
     more = len(handoffs) > limit
     handoffs = handoffs[:limit]
     rows = inbox_rows(handoffs, now=now, delegators=reach.delegators)
@@ -296,9 +308,13 @@ def inbox_rows(
     they wait for one of `delegators` (who delegated their work to the viewer)."""
     handoffs = list(handoffs)
     delegators = delegators or {}
-    requests_by_id = ApprovalRequest.objects.select_related(
-        "requester", "request_type", "policy_version"
-    ).in_bulk([int(h.object_id) for h in handoffs])
+    # The lists show the request's reference, title, type and requester: its policy
+    # version (a JSON document decoded per row) and payload are left out.
+    requests_by_id = (
+        ApprovalRequest.objects.select_related("requester", "request_type")
+        .defer("payload", "description", "outputs", "stage_slots")
+        .in_bulk([int(h.object_id) for h in handoffs])
+    )
     rows = []
     for handoff in handoffs:
         request = requests_by_id.get(int(handoff.object_id))

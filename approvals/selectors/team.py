@@ -10,7 +10,7 @@ The groups: those the team's members belong to, and those the team's open items 
 claimed from; a role group (e.g. requesters) is listed only while work waits in it.
 
 A fixed number of queries whatever the page size or the data size (tests pin it): the
-members, the groups, the per-member and per-group counts, the page of handoffs, their
+members, the groups, the per-member and per-group counts (one UNION ALL), the page of handoffs, their
 requests (and the viewer's roles, read once per request by the permission check).
 """
 
@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import BooleanField, CharField, Count, F, Min, Q, QuerySet, Value
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.roles import ROLE_PERMISSIONS
 from accounts.teams import everyone_in_teams, team_members
 from approvals.selectors.inbox import (
@@ -34,13 +35,13 @@ from approvals.selectors.inbox import (
     handoff_order,
     handoffs_after,
     handoffs_filtered,
+    handoffs_page,
     inbox_rows,
     open_request_handoffs,
 )
 from workflows.permissions import may_reassign
 
 if TYPE_CHECKING:
-    from accounts.models import User
     from workflows.models import Handoff
 
 REASSIGN_PERMISSION = "workflows.reassign_handoff"
@@ -116,12 +117,44 @@ def _oldest_first(workloads: list[Workload]) -> list[Workload]:
     return sorted(workloads, key=lambda w: (w.oldest is None, w.oldest or datetime.min, w.label.lower()))
 
 
-def _counts(query: QuerySet[Handoff], *, by: str, names: list[str], now: datetime) -> list[dict[str, Any]]:
-    return list(
-        query.values(by, *names)
-        .annotate(open=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("opened_at"))
+def _counts(
+    base: QuerySet[Handoff], *, held: Q, queued: Q, now: datetime
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """Open, overdue and oldest per member (with their names: a superuser's list is made
+    from these) and per group, in one statement: the two groupings in a UNION ALL."""
+    measures = {
+        "open": Count("id"),
+        "overdue": Count("id", filter=Q(due_at__lt=now)),
+        "oldest": Min("opened_at"),
+    }
+    per_member = (
+        base.filter(held)
+        .values(
+            kind=Value("member"),
+            key=F("assignee_id"),
+            username=F("assignee__username"),
+            first_name=F("assignee__first_name"),
+            last_name=F("assignee__last_name"),
+            is_active=F("assignee__is_active"),
+        )
+        .annotate(**measures)
         .order_by()
     )
+    per_group = (
+        base.filter(queued)
+        .values(
+            kind=Value("group"),
+            key=F("candidate_group_id"),
+            username=Value(None, output_field=CharField()),
+            first_name=Value(None, output_field=CharField()),
+            last_name=Value(None, output_field=CharField()),
+            is_active=Value(None, output_field=BooleanField()),
+        )
+        .annotate(**measures)
+        .order_by()
+    )
+    rows: list[dict[str, Any]] = [dict(r) for r in per_member.union(per_group, all=True)]
+    return [r for r in rows if r["kind"] == "member"], {r["key"]: r for r in rows if r["kind"] == "group"}
 
 
 def team_page(
@@ -132,17 +165,30 @@ def team_page(
     filters = filters or TeamFilter()
     everyone = user.is_superuser
     now = timezone.now()
-    team = everyone_in_teams() if everyone else team_members(user)
-    team_ids = team.values("pk")
-
-    # 1. the members (a superuser's: only those with work open, from the counts below)
-    members = [] if everyone else list(team.order_by("first_name", "last_name", "username"))
-    # 2. the groups: the members', and those their open items were claimed from
+    # 1. the members (a superuser's: only those with work open, from the counts below).
+    # A manager's team is read once and its ids passed on as a list: as a subquery it was
+    # worked out again (a scan of every user) by each of the four queries below.
+    team_ids: Any  # the ids (a list), or for a superuser a subquery
+    if everyone:
+        members: list[User] = []
+        team_ids = everyone_in_teams().values("pk")
+    else:
+        # Only what the page shows of each (a user row also carries a password hash and
+        # preferences, read 50 times for nothing).
+        members = list(
+            team_members(user)
+            .only("username", "first_name", "last_name", "is_active")
+            .order_by("first_name", "last_name", "username")
+        )
+        team_ids = [m.pk for m in members]
+    # 2. the groups: the members', and those their open items were claimed from (two
+    # semi-joins: a join to the memberships needed a DISTINCT over thousands of rows)
     held_from = open_request_handoffs().filter(assignee_id__in=team_ids, candidate_group__isnull=False)
+    memberships = User.groups.through.objects.filter(user_id__in=team_ids).values("group_id")
     groups = list(
-        Group.objects.filter(Q(user__in=team_ids) | Q(pk__in=held_from.values("candidate_group_id")))
-        .distinct()
-        .order_by("name")
+        Group.objects.filter(
+            Q(pk__in=memberships) | Q(pk__in=held_from.values("candidate_group_id"))
+        ).order_by("name")
     )
     group_ids = [g.pk for g in groups]
 
@@ -150,32 +196,23 @@ def team_page(
     held = Q(assignee_id__in=team_ids)
     queued = Q(assignee__isnull=True, candidate_group_id__in=group_ids)
 
-    # 3. per member, 4. per group
-    member_counts = _counts(
-        base.filter(held),
-        by="assignee_id",
-        names=["assignee__username", "assignee__first_name", "assignee__last_name", "assignee__is_active"],
-        now=now,
-    )
-    group_counts = {
-        row["candidate_group_id"]: row
-        for row in _counts(base.filter(queued), by="candidate_group_id", names=[], now=now)
-    }
+    # 3. per member and per group (one statement)
+    member_counts, group_counts = _counts(base, held=held, queued=queued, now=now)
 
-    by_member = {row["assignee_id"]: row for row in member_counts}
+    by_member = {row["key"]: row for row in member_counts}
     member_rows: list[Workload] = []
     if everyone:
         for row in member_counts:
-            full = f"{row['assignee__first_name']} {row['assignee__last_name']}".strip()
+            full = f"{row['first_name']} {row['last_name']}".strip()
             member_rows.append(
                 Workload(
-                    key=row["assignee__username"],
-                    label=full or row["assignee__username"],
+                    key=row["username"],
+                    label=full or row["username"],
                     open=row["open"],
                     overdue=row["overdue"],
                     oldest=row["oldest"],
-                    active=row["assignee__is_active"],
-                    query=filters.query(member=row["assignee__username"], group=""),
+                    active=row["is_active"],
+                    query=filters.query(member=row["username"], group=""),
                 )
             )
     else:
@@ -206,7 +243,7 @@ def team_page(
         if g.name not in role_groups or g.pk in group_counts
     ]
 
-    # 5. the page of items, 6. their requests
+    # 4. the page of items, 5. their requests
     if filters.member:
         scope = held & Q(assignee__username=filters.member)
     elif filters.group:
@@ -217,7 +254,7 @@ def team_page(
     if cursor:
         query = handoffs_after(query, filters.items, cursor)
     _, order = handoff_order(filters.items)
-    handoffs = list(query.select_related("assignee", "candidate_group").order_by(*order)[: limit + 1])
+    handoffs = handoffs_page(query, order, limit + 1)
     more = len(handoffs) > limit
     handoffs = handoffs[:limit]
     return TeamPage(
