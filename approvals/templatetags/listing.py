@@ -7,14 +7,18 @@ requests that was a third of the page's server time (bench/inbox, cProfile).
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -68,3 +72,99 @@ def due(due_at: datetime | None, overdue: bool = False, due_soon: bool = False) 
             shown,
         )
     return format_html('<time datetime="{}" class="due">{}</time>', moment.isoformat(), shown)
+
+
+_CHECKED = SafeString(" checked")
+
+
+def _row_buttons(row: Any, user: Any, reference: str) -> SafeString:
+    """Claim or release, then snooze or wake: what the holder can do from the row."""
+    h = row.handoff
+    buttons: list[SafeString] = []
+    if row.claimable:
+        buttons.append(
+            format_html(
+                '<button type="submit" formaction="{}" formnovalidate aria-label="Claim {}">Claim</button>',
+                row_url("approvals:handoff_claim", h.pk),
+                reference,
+            )
+        )
+    elif h.candidate_group_id and h.assignee_id == user.pk:
+        buttons.append(
+            format_html(
+                '<button type="submit" formaction="{}" formnovalidate class="secondary" '
+                'aria-label="Release {}">Release</button>',
+                row_url("approvals:handoff_unclaim", h.pk),
+                reference,
+            )
+        )
+    if h.assignee_id == user.pk:
+        snooze = row_url("approvals:handoff_snooze", h.pk)
+        if h.snoozed_until:
+            buttons.append(
+                format_html(
+                    '<button type="submit" formaction="{}?preset=" name="wake" value="on" formnovalidate '
+                    'class="secondary" aria-label="Wake {}">Wake</button>',
+                    snooze,
+                    reference,
+                )
+            )
+        else:
+            buttons.append(
+                format_html(
+                    '<button type="submit" formaction="{}?preset=tomorrow" formnovalidate class="secondary" '
+                    'aria-label="Snooze {} until tomorrow" data-testid="snooze">Snooze</button>',
+                    snooze,
+                    reference,
+                )
+            )
+    return format_html_join(" ", "{}", ((button,) for button in buttons))
+
+
+@register.simple_tag
+def inbox_row(row: Any, selected: Container[int], user: Any) -> SafeString:
+    """One row of the inbox's table: the markup `_inbox_list.html` had in its loop, built
+    here because Django's template engine took 12.5 of the page's 16 ms of rendering for
+    50 rows (bench/inbox at a million requests). Every value goes through format_html."""
+    h, r = row.handoff, row.request
+    reference = r.reference
+    chosen = bool(selected) and h.pk in selected
+    css = "overdue" if row.overdue else "due-soon" if row.due_soon else ""
+    if chosen:
+        css += " failed"
+    behalf = (
+        format_html('<span class="badge for" data-testid="for">for {}</span>', row.on_behalf_of.display_name)
+        if row.on_behalf_of
+        else ""
+    )
+    return format_html(
+        '<tr data-row data-request="{}" data-handoff="{}" tabindex="-1" class="{}">'
+        '<td data-label="Select"><input type="checkbox" name="items" value="{}" id="item-{}"{} aria-label="Select {}"></td>'
+        '<td data-label="Request"><a href="{}" data-open>{}: {}</a> {}</td>'
+        '<td data-label="Type">{}</td>'
+        '<td data-label="Requester">{}</td>'
+        '<td data-label="Stage" data-testid="stage">{}</td>'
+        '<td data-label="Held by" data-testid="holder">{}</td>'
+        '<td data-label="Due" data-testid="due">{}</td>'
+        '<td data-label="Waiting"><time datetime="{}">{}</time></td>'
+        '<td data-label="">{}</td></tr>\n',
+        r.pk,
+        h.pk,
+        css,
+        h.pk,
+        h.pk,
+        _CHECKED if chosen else "",
+        reference,
+        row_url("approvals:request_detail", r.pk),
+        reference,
+        r.title,
+        behalf,
+        r.request_type,
+        r.requester.display_name,
+        row.stage or "—",
+        h.holder_label(),
+        due(h.due_at, row.overdue, row.due_soon),
+        iso(h.opened_at),
+        timesince(h.opened_at),
+        _row_buttons(row, user, reference),
+    )

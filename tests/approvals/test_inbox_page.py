@@ -55,6 +55,29 @@ def test_the_tabs_count_mine_and_my_groups_queue(world: World) -> None:
     assert _rows(world.client("approver").get(INBOX, {"view": "mine"})) == [first.pk]
 
 
+def test_a_row_shows_its_cells_escaped(world: World) -> None:
+    # given a request whose title holds markup, claimed from the group by the approver
+    req = world.new_request(title="<b>Desk</b> & chair")
+    handoff = _handoff(req)
+    handoff_claim(handoff_id=handoff.pk, actor=world.user("approver"))
+    handoff.refresh_from_db()
+    # when the approver opens the inbox
+    html = world.client("approver").get(INBOX).content.decode()
+    row = re.search(rf'<tr[^>]* data-request="{req.pk}".*?</tr>', html, re.S)
+    assert row is not None
+    cells = row.group(0)
+    # then the title is escaped, and every cell says what the row holds
+    assert "&lt;b&gt;Desk&lt;/b&gt; &amp; chair" in cells
+    assert "<b>Desk" not in cells
+    assert f'data-testid="holder">{handoff.holder_label()}<' in cells
+    assert f'data-label="Requester">{req.requester.display_name}<' in cells
+    assert f'data-label="Type">{req.request_type}<' in cells
+    assert f'href="/requests/{req.pk}/"' in cells
+    # and the holder can release it and snooze it from the row
+    assert f'aria-label="Release {req.reference}">Release</button>' in cells
+    assert 'data-testid="snooze">Snooze</button>' in cells
+
+
 def test_search_finds_by_reference_title_and_requester(world: World) -> None:
     desk = world.new_request(title="Standing desk")
     chair = world.new_request(title="Office chair")
