@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
@@ -147,3 +148,42 @@ def test_one_undeliverable_event_fails_alone_on_redis_over_one_lasting_loop(
     # and the pushes shared one event loop thread instead of starting one each
     senders = [t for t in threading.enumerate() if t.name == "outbox-channel-sender"]
     assert len(senders) == 1
+
+
+@pytest.mark.integration
+def test_a_redis_that_lost_its_scripts_still_gets_every_numbered_event_once(
+    settings, django_capture_on_commit_callbacks
+):
+    # given the Redis pub/sub layer and someone listening to two live streams on it
+    prefix = f"perf-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": prefix},
+        }
+    }
+    channel = channel_listen("inbox.user.7001", "inbox.group.7002")
+    # and a Redis that no longer holds the numbering script (restarted, or never ran it);
+    # the push runs it by its digest, without asking first
+    redis.Redis.from_url(django_settings.REDIS_URL).script_flush()
+
+    # when a transaction writes an event to each stream and a plain one, then another
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox_write(
+            [
+                channel_event(group="inbox.user.7001", topic="t", payload={"n": 1}),
+                channel_event(group="perf.plain", topic="t", payload={"n": 2}),
+                channel_event(group="inbox.group.7002", topic="t", payload={"n": 3}),
+            ]
+        )
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox_write([channel_event(group="inbox.user.7001", topic="t", payload={"n": 4})])
+
+    # then each numbered event arrived once, numbered in order on its stream
+    received = channel_receive(channel, count=3)
+    assert sorted((m["stream"], m["seq"], m["event"]["n"]) for m in received) == [
+        ("inbox.group.7002", 1, 3),
+        ("inbox.user.7001", 1, 1),
+        ("inbox.user.7001", 2, 4),
+    ]
+    assert not OutboxEvent.objects.exclude(status=OutboxEvent.Status.DELIVERED).exists()
