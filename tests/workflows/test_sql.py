@@ -215,7 +215,7 @@ def test_the_writers_send_each_value_as_djangos_own_preparation_does(requester, 
     now = timezone.now()
     odd = [None, "text", 7, True, now, uuid.uuid4(), "7", 7.0]
     for row in rows:
-        table = sql._table(type(row), connection)
+        table = sql.table_of(type(row), connection)
         for field in type(row)._meta.concrete_fields:
             prepare = table.prepare[field.attname]
             # when each field's value is prepared by the writers and by Django
