@@ -261,7 +261,7 @@ def _publish_pipelined(
         unloaded = [i for i, r in zip(queued, replies, strict=True) if isinstance(r, NoScriptError)]
         if unloaded:  # a Redis that restarted (or never ran it): load it once, run those again
             assert script is not None
-            client.script_load(script.script)
+            script.sha = client.script_load(script.script)
             again = client.pipeline(transaction=False)
             for index in unloaded:
                 stamped = channel[index][2]

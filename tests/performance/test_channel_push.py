@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import pytest
-import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
@@ -18,6 +17,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.listening import channel_listen, channel_receive
+from workflows.delivery import _publisher
 from workflows.models import OutboxEvent
 from workflows.outbox import channel_event, outbox_write
 
@@ -163,9 +163,11 @@ def test_a_redis_that_lost_its_scripts_still_gets_every_numbered_event_once(
         }
     }
     channel = channel_listen("inbox.user.7001", "inbox.group.7002")
-    # and a Redis that no longer holds the numbering script (restarted, or never ran it);
-    # the push runs it by its digest, without asking first
-    redis.Redis.from_url(django_settings.REDIS_URL).script_flush()
+    # and a Redis that does not hold the numbering script the push runs by its digest
+    # (restarted, or never ran it). Not SCRIPT FLUSH: that would pull the scripts from
+    # under every other client of this Redis. The push's digest is made one Redis lacks.
+    _publisher.client(django_settings.REDIS_URL)
+    _publisher.stamp_script().sha = "0" * 40
 
     # when a transaction writes an event to each stream and a plain one, then another
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
