@@ -17,6 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -73,12 +74,36 @@ def _redis_broker() -> str | None:
     return url
 
 
-def _log_repr(value: Any) -> str:
+@dataclass(frozen=True)
+class _Celery:
+    """What the task messages of one push read of Celery's configuration, read once per
+    push (each read of `current_app.conf` goes through a proxy and chained mappings)."""
+
+    app: Any
+    serializer: str
+    queue: str
+    repr_size: int
+    repr_levels: int
+
+    @classmethod
+    def now(cls) -> _Celery:
+        app = current_app._get_current_object()
+        conf = app.conf
+        return cls(
+            app=app,
+            serializer=conf.task_serializer,
+            queue=conf.task_default_queue,
+            repr_size=app.amqp.kwargsrepr_maxsize,
+            repr_levels=conf.task_repr_maxlevels,
+        )
+
+
+def _log_repr(value: Any, celery: _Celery) -> str:
     """What Celery's `saferepr` writes for a task's `argsrepr` / `kwargsrepr` header (only
     the worker's log reads it). For the short, shallow, plain JSON values of our events
     that is exactly `repr`, at a fraction of saferepr's cost; anything else goes through
     saferepr itself, so the header is the same either way (tests/workflows/test_task_message)."""
-    limit, levels = current_app.amqp.kwargsrepr_maxsize, current_app.conf.task_repr_maxlevels
+    limit, levels = celery.repr_size, celery.repr_levels
     if _plain_depth(value) <= levels:
         text = repr(value)
         if len(text) < limit:
@@ -106,18 +131,22 @@ def _plain_depth(value: Any) -> int:
     return _NOT_PLAIN
 
 
-def _task_message(event: OutboxEvent) -> bytes:
+def _task_message(event: OutboxEvent, celery: _Celery | None = None) -> bytes:
     """What kombu's Redis transport LPUSHes for this task on the default queue: Celery's
     own protocol-2 message (`amqp.as_task_v2`), serialised by kombu, in the envelope of
     kombu's virtual transport (tests/integration: a real worker runs it)."""
+    celery = celery or _Celery.now()
     task_id = str(event.id)  # the event id is the task id: a task delivered twice can tell
     kwargs = event.payload.get("kwargs", {})
-    message = current_app.amqp.as_task_v2(
-        task_id, event.destination, args=(), kwargs=kwargs, argsrepr="()", kwargsrepr=_log_repr(kwargs)
+    message = celery.app.amqp.as_task_v2(
+        task_id,
+        event.destination,
+        args=(),
+        kwargs=kwargs,
+        argsrepr="()",
+        kwargsrepr=_log_repr(kwargs, celery),
     )
-    content_type, encoding, body = serialization.dumps(
-        message.body, serializer=current_app.conf.task_serializer
-    )
+    content_type, encoding, body = serialization.dumps(message.body, serializer=celery.serializer)
     raw = body if isinstance(body, bytes) else body.encode(encoding or "utf-8")
     envelope = {
         "body": base64.b64encode(raw).decode("ascii"),
@@ -127,7 +156,7 @@ def _task_message(event: OutboxEvent) -> bytes:
         "properties": {
             **message.properties,
             "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": current_app.conf.task_default_queue},
+            "delivery_info": {"exchange": "", "routing_key": celery.queue},
             "priority": 0,
             "body_encoding": "base64",
             "delivery_tag": str(uuid4()),
@@ -246,13 +275,15 @@ def _publish_pipelined(
             # SCRIPT EXISTS first, one more round trip on every push; NOSCRIPT is handled below.
             pipe.evalsha(script.sha, len(message[0]), *message[0], *message[1])
         queued.append(index)
+    celery = _Celery.now() if tasks else None
     for offset, event in enumerate(tasks, start=len(channel)):
+        assert celery is not None
         try:
-            body = _task_message(event)
+            body = _task_message(event, celery)
         except Exception as exc:  # this task's own fault: recorded for it alone
             outcomes[offset] = exc
             continue
-        pipe.lpush(current_app.conf.task_default_queue, body)
+        pipe.lpush(celery.queue, body)
         queued.append(offset)
     if not queued:
         return outcomes
