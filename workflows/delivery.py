@@ -87,7 +87,7 @@ class _Celery:
 
     @classmethod
     def now(cls) -> _Celery:
-        app = current_app._get_current_object()
+        app: Any = current_app  # one read through the proxy per attribute, once per push
         conf = app.conf
         return cls(
             app=app,
