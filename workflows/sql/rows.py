@@ -86,7 +86,7 @@ def insert_statement(objs: Sequence[models.Model], db: BaseDatabaseWrapper) -> S
     """The INSERT of `objs` (all of one model): each field's `pre_save` as on a save
     (auto_now and the like), then its value as `get_db_prep_save` gives it."""
     table = table_of(type(objs[0]), db)
-    params: list[Any] = []
+    rows: list[list[Any]] = []
     for obj in objs:
         for fk in table.foreign_keys:
             # A related row inserted just before (e.g. a comment and its attachments):
@@ -95,9 +95,15 @@ def insert_statement(objs: Sequence[models.Model], db: BaseDatabaseWrapper) -> S
                 related = getattr(obj, fk.name, None)
                 if related is not None and related.pk is not None:
                     setattr(obj, fk.attname, related.pk)
-        params += [prepare(read(obj, True)) for read, prepare in table.insert_values]
-    sql = table.insert_head + ", ".join([table.insert_row] * len(objs)) + table.returning
-    return Statement(table=table, sql=sql, params=params, returns_keys=table.auto is not None)
+        rows.append([prepare(read(obj, True)) for read, prepare in table.insert_values])
+    returns_keys = table.auto is not None
+    if table.unnest and len(rows) > 1 and not any(hasattr(v, "as_sql") for row in rows for v in row):
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        sql = table.insert_into + table.unnest + table.returning
+        return Statement(table=table, sql=sql, params=columns, returns_keys=returns_keys)
+    sql = table.insert_head + ", ".join([table.insert_row] * len(rows)) + table.returning
+    params = [value for row in rows for value in row]
+    return Statement(table=table, sql=sql, params=params, returns_keys=returns_keys)
 
 
 def inserted(objs: Sequence[models.Model], keys: Sequence[Any], db: BaseDatabaseWrapper) -> None:
