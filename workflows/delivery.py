@@ -17,16 +17,19 @@ import json
 import os
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import redis
 from asgiref.sync import async_to_sync
 from celery import current_app
+from celery.utils.saferepr import saferepr
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from kombu import serialization
 from kombu.exceptions import OperationalError
+from redis.exceptions import NoScriptError
 
 from workflows import live
 from workflows.live import RELAY_MESSAGE_TYPE, memory_streams, stream_is_numbered
@@ -71,17 +74,79 @@ def _redis_broker() -> str | None:
     return url
 
 
-def _task_message(event: OutboxEvent) -> bytes:
+@dataclass(frozen=True)
+class _Celery:
+    """What the task messages of one push read of Celery's configuration, read once per
+    push (each read of `current_app.conf` goes through a proxy and chained mappings)."""
+
+    app: Any
+    serializer: str
+    queue: str
+    repr_size: int
+    repr_levels: int
+
+    @classmethod
+    def now(cls) -> _Celery:
+        app: Any = current_app  # one read through the proxy per attribute, once per push
+        conf = app.conf
+        return cls(
+            app=app,
+            serializer=conf.task_serializer,
+            queue=conf.task_default_queue,
+            repr_size=app.amqp.kwargsrepr_maxsize,
+            repr_levels=conf.task_repr_maxlevels,
+        )
+
+
+def _log_repr(value: Any, celery: _Celery) -> str:
+    """What Celery's `saferepr` writes for a task's `argsrepr` / `kwargsrepr` header (only
+    the worker's log reads it). For the short, shallow, plain JSON values of our events
+    that is exactly `repr`, at a fraction of saferepr's cost; anything else goes through
+    saferepr itself, so the header is the same either way (tests/workflows/test_task_message)."""
+    limit, levels = celery.repr_size, celery.repr_levels
+    if _plain_depth(value) <= levels:
+        text = repr(value)
+        if len(text) < limit:
+            return text
+    return saferepr(value, limit, maxlevels=levels)
+
+
+_NOT_PLAIN = 1_000
+
+
+def _plain_depth(value: Any) -> int:
+    """How deep dicts and lists nest in `value` (a scalar: 0), or _NOT_PLAIN when it holds
+    anything saferepr writes unlike repr: another type, or a string with a quote, a
+    backslash or an unprintable character (saferepr quotes strings its own way)."""
+    if isinstance(value, str):
+        return 0 if value.isprintable() and "'" not in value and "\\" not in value else _NOT_PLAIN
+    if value is None or isinstance(value, bool | int | float):
+        return 0
+    if isinstance(value, dict):
+        if not value:
+            return 1
+        return 1 + max(max(_plain_depth(k), _plain_depth(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return 1 + max((_plain_depth(v) for v in value), default=0)
+    return _NOT_PLAIN
+
+
+def _task_message(event: OutboxEvent, celery: _Celery | None = None) -> bytes:
     """What kombu's Redis transport LPUSHes for this task on the default queue: Celery's
     own protocol-2 message (`amqp.as_task_v2`), serialised by kombu, in the envelope of
     kombu's virtual transport (tests/integration: a real worker runs it)."""
+    celery = celery or _Celery.now()
     task_id = str(event.id)  # the event id is the task id: a task delivered twice can tell
-    message = current_app.amqp.as_task_v2(
-        task_id, event.destination, args=(), kwargs=event.payload.get("kwargs", {})
+    kwargs = event.payload.get("kwargs", {})
+    message = celery.app.amqp.as_task_v2(
+        task_id,
+        event.destination,
+        args=(),
+        kwargs=kwargs,
+        argsrepr="()",
+        kwargsrepr=_log_repr(kwargs, celery),
     )
-    content_type, encoding, body = serialization.dumps(
-        message.body, serializer=current_app.conf.task_serializer
-    )
+    content_type, encoding, body = serialization.dumps(message.body, serializer=celery.serializer)
     raw = body if isinstance(body, bytes) else body.encode(encoding or "utf-8")
     envelope = {
         "body": base64.b64encode(raw).decode("ascii"),
@@ -91,7 +156,7 @@ def _task_message(event: OutboxEvent) -> bytes:
         "properties": {
             **message.properties,
             "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": current_app.conf.task_default_queue},
+            "delivery_info": {"exchange": "", "routing_key": celery.queue},
             "priority": 0,
             "body_encoding": "base64",
             "delivery_tag": str(uuid4()),
@@ -194,36 +259,56 @@ def _publish_pipelined(
 ) -> list[Exception | None]:
     """PUBLISH channel messages (numbering those of live streams in the same script call)
     and, where the broker is this same Redis, LPUSH task messages: one round trip for all.
-    A task whose message cannot be built fails alone; a Redis failure fails them all.
-    Outcomes: channel events first, then tasks."""
+    A task whose message cannot be built, or a command Redis refuses, fails alone; a Redis
+    failure fails them all. Outcomes: channel events first, then tasks."""
     outcomes: list[Exception | None] = [None] * (len(channel) + len(tasks))
     client = _publisher.client(url)
     pipe = client.pipeline(transaction=False)
     script = _publisher.stamp_script() if any(not isinstance(m, bytes) for _, _, m in channel) else None
-    queued = []
+    queued: list[int] = []  # the outcome index of each command in the pipeline
     for index, (_, key, message) in enumerate(channel):
         if isinstance(message, bytes):
             pipe.publish(key, message)
         else:
             assert script is not None  # made above for any numbered message
-            script(keys=message[0], args=message[1], client=pipe)
+            # EVALSHA straight away: a registered script would make the pipeline ask Redis
+            # SCRIPT EXISTS first, one more round trip on every push; NOSCRIPT is handled below.
+            pipe.evalsha(script.sha, len(message[0]), *message[0], *message[1])
         queued.append(index)
+    celery = _Celery.now() if tasks else None
     for offset, event in enumerate(tasks, start=len(channel)):
+        assert celery is not None
         try:
-            body = _task_message(event)
+            body = _task_message(event, celery)
         except Exception as exc:  # this task's own fault: recorded for it alone
             outcomes[offset] = exc
             continue
-        pipe.lpush(current_app.conf.task_default_queue, body)
+        pipe.lpush(celery.queue, body)
         queued.append(offset)
-    if queued:
-        try:
-            pipe.execute()
-        except Exception as exc:  # Redis itself failed: every queued event with it
-            # As kombu reports an unreachable broker, so tasks say what failed them.
-            broker_error = OperationalError(str(exc))
-            for index in queued:
-                outcomes[index] = exc if index < len(channel) else broker_error
+    if not queued:
+        return outcomes
+    try:
+        replies = pipe.execute(raise_on_error=False)
+        unloaded = [i for i, r in zip(queued, replies, strict=True) if isinstance(r, NoScriptError)]
+        if unloaded:  # a Redis that restarted (or never ran it): load it once, run those again
+            assert script is not None
+            script.sha = client.script_load(script.script)
+            again = client.pipeline(transaction=False)
+            for index in unloaded:
+                stamped = channel[index][2]
+                assert not isinstance(stamped, bytes)  # only numbered messages are scripted
+                again.evalsha(script.sha, len(stamped[0]), *stamped[0], *stamped[1])
+            retried = dict(zip(unloaded, again.execute(raise_on_error=False), strict=True))
+            replies = [retried.get(i, r) for i, r in zip(queued, replies, strict=True)]
+    except Exception as exc:  # Redis itself failed: every queued event with it
+        # As kombu reports an unreachable broker, so tasks say what failed them.
+        broker_error = OperationalError(str(exc))
+        for index in queued:
+            outcomes[index] = exc if index < len(channel) else broker_error
+        return outcomes
+    for index, reply in zip(queued, replies, strict=True):
+        if isinstance(reply, Exception):  # a command Redis refused: its event alone
+            outcomes[index] = reply
     return outcomes
 
 

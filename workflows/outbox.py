@@ -71,14 +71,15 @@ def _deliverable(query: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent]:
     return query.exclude(kind=OutboxEvent.Kind.CHANNEL)
 
 
-def outbox_write(events: Iterable[OutboxEvent]) -> list[UUID]:
+def outbox_write(events: Iterable[OutboxEvent], *, writes: sql.Writes | None = None) -> list[UUID]:
     """Insert `events` in the current transaction and push them as soon as it commits.
 
     Precondition: called inside the transaction that makes the change the events report
     (once per transaction: one INSERT, one push). Side effect: registers an on-commit
     push (never runs if the transaction rolls back). Events this process cannot deliver
     (channel events where the in-memory layer lives in another process) are due for the
-    relay at once; the others wait out the push lease.
+    relay at once; the others wait out the push lease. With `writes`, the INSERT is
+    added to them (the caller runs them in the same transaction).
     """
     rows = list(events)
     if not rows:
@@ -94,7 +95,10 @@ def outbox_write(events: Iterable[OutboxEvent]) -> list[UUID]:
         else:
             row.available_at = lease_end
             pushed.append(row)
-    sql.rows_insert(rows)
+    if writes is None:
+        sql.rows_insert(rows)
+    else:
+        writes.insert(rows)
     if pushed:
         transaction.on_commit(lambda: outbox_push(events=pushed), robust=True)
     return [row.id for row in rows]

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.listening import channel_listen, channel_receive
+from workflows.delivery import _publisher
 from workflows.models import OutboxEvent
 from workflows.outbox import channel_event, outbox_write
 
@@ -147,3 +148,47 @@ def test_one_undeliverable_event_fails_alone_on_redis_over_one_lasting_loop(
     # and the pushes shared one event loop thread instead of starting one each
     senders = [t for t in threading.enumerate() if t.name == "outbox-channel-sender"]
     assert len(senders) == 1
+
+
+@pytest.mark.integration
+def test_a_redis_that_lost_its_scripts_still_gets_every_numbered_event_once(
+    settings, django_capture_on_commit_callbacks
+):
+    # given the Redis pub/sub layer and someone listening to two live streams on it
+    prefix = f"perf-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [django_settings.REDIS_URL], "prefix": prefix},
+        }
+    }
+    channel = channel_listen("inbox.user.7001", "inbox.group.7002")
+    # and a Redis that does not hold the numbering script the push runs by its digest
+    # (restarted, or never ran it). Not SCRIPT FLUSH: that would pull the scripts from
+    # under every other client of this Redis. The push's digest is made one Redis lacks.
+    _publisher.client(django_settings.REDIS_URL)
+    _publisher.stamp_script().sha = "0" * 40
+
+    # when a transaction writes an event to each stream and a plain one, then another
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox_write(
+            [
+                channel_event(group="inbox.user.7001", topic="t", payload={"n": 1}),
+                channel_event(group="perf.plain", topic="t", payload={"n": 2}),
+                channel_event(group="inbox.group.7002", topic="t", payload={"n": 3}),
+            ]
+        )
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox_write([channel_event(group="inbox.user.7001", topic="t", payload={"n": 4})])
+
+    # then each numbered event arrived once, numbered in order on its stream (a stream's
+    # first number is workflows.live's to choose; the next one follows it)
+    received = channel_receive(channel, count=3)
+    by_stream: dict[str, list[tuple[int, int]]] = {}
+    for message in received:
+        by_stream.setdefault(message["stream"], []).append((message["seq"], message["event"]["n"]))
+    (group_event,) = by_stream["inbox.group.7002"]
+    assert group_event[1] == 3
+    (first, first_n), (second, second_n) = sorted(by_stream["inbox.user.7001"])
+    assert (first_n, second_n, second - first) == (1, 4, 1)
+    assert not OutboxEvent.objects.exclude(status=OutboxEvent.Status.DELIVERED).exists()

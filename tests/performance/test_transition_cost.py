@@ -8,6 +8,7 @@ and check that each saving kept its behaviour.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,17 @@ UNREACHABLE_CHANNEL_LAYER = {
 
 
 def statements(captured: CaptureQueriesContext, table: str) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if f'"{table}"' in q["sql"]]
+    return [part for q in captured.captured_queries for part in parts(q["sql"]) if f'"{table}"' in part]
+
+
+def parts(sql: str) -> list[str]:
+    """A statement of several writes (workflows.sql.Writes on PostgreSQL:
+    `WITH w0 AS (...), w1 AS (...) SELECT ...`) as the statements it is made of."""
+    head = "WITH w0 AS ("
+    if not sql.startswith(head):
+        return [sql]
+    body = sql[len(head) : sql.rindex(") SELECT ")]
+    return re.split(r"\), w\d+ AS \(", body)
 
 
 def verbs(sql: list[str]) -> list[str]:

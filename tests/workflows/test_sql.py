@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -12,11 +13,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Decision, RequestRevision
 from tests.factories import make_request
 from tests.testapp.models import Ticket
 from workflows import sql
-from workflows.models import Handoff, OutboxEvent
+from workflows.models import AuditEntry, Handoff, OutboxEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -196,3 +197,45 @@ def test_a_conditional_update_counts_the_rows_it_changed(requester, request_type
         1,
         1,
     ]
+
+
+def test_the_writers_send_each_value_as_djangos_own_preparation_does(requester, request_type):
+    # given rows of every model the hot path writes, as a transition leaves them
+    request = make_request(requester=requester, request_type=request_type, payload={"n": 1})
+    rows = [
+        ApprovalRequest.objects.get(pk=request.pk),
+        *Handoff.objects.all(),
+        *AuditEntry.objects.all(),
+        *OutboxEvent.objects.all(),
+        *Decision.objects.all(),
+        *RequestRevision.objects.all(),
+    ]
+    assert {type(row) for row in rows} >= {ApprovalRequest, Handoff, AuditEntry, OutboxEvent}
+    # and values of the types a writer passes through as they are, and of others
+    now = timezone.now()
+    odd = [None, "text", 7, True, now, uuid.uuid4(), "7", 7.0]
+    for row in rows:
+        table = sql.table_of(type(row), connection)
+        for field in type(row)._meta.concrete_fields:
+            prepare = table.prepare[field.attname]
+            # when each field's value is prepared by the writers and by Django
+            values = [getattr(row, field.attname)]
+            values += [v for v in odd if _django_prepares(field, v)]
+            for value in values:
+                # then both give the same parameter, of the same type
+                mine, theirs = prepare(value), field.get_db_prep_save(value, connection)
+                assert type(mine) is type(theirs), (field, value)
+                assert _comparable(mine) == _comparable(theirs), (field, value)
+
+
+def _django_prepares(field: Any, value: Any) -> bool:
+    try:
+        field.get_db_prep_save(value, connection)
+    except Exception:  # a value this field refuses: nothing to compare
+        return False
+    return True
+
+
+def _comparable(value: Any) -> Any:
+    # psycopg's Jsonb wrapper compares by identity: compare what it wraps
+    return getattr(value, "obj", value)

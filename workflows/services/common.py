@@ -102,10 +102,16 @@ def open_handoffs_of(instance: WorkflowModel) -> list[Handoff]:
 
 
 def handoffs_open(
-    *, instance: WorkflowModel, specs: list[HandoffSpec], opened_by: User | None, now: datetime
+    *,
+    instance: WorkflowModel,
+    specs: list[HandoffSpec],
+    opened_by: User | None,
+    now: datetime,
+    writes: sql.Writes | None = None,
 ) -> list[Handoff]:
     """Insert a handoff per spec, opened at `now`, due when its spec says counted from
-    that same `now`, its first timer set (workflows.models.Handoff.next_timer)."""
+    that same `now`, its first timer set (workflows.models.Handoff.next_timer).
+    With `writes`, the INSERT is added to them: the rows have their keys once they ran."""
     if not specs:
         return []
     content_type = ContentType.objects.get_for_model(instance)
@@ -132,14 +138,24 @@ def handoffs_open(
             handoff.reminders_at = [m.isoformat() for m in spec.reminders_from(now, handoff.due_at)]
             handoff.next_timer_at = handoff.next_timer(spec.remind_at)
         rows.append(handoff)
-    sql.rows_insert(rows)
+    if writes is None:
+        sql.rows_insert(rows)
+    else:
+        writes.insert(rows)
     return rows
 
 
 def handoffs_close(
-    *, handoffs: list[Handoff], closed_by: User | None, principal: User | None, now: datetime
+    *,
+    handoffs: list[Handoff],
+    closed_by: User | None,
+    principal: User | None,
+    now: datetime,
+    writes: sql.Writes | None = None,
 ) -> None:
-    """Close handoffs: 'done' for those the principal held, 'superseded' for the rest."""
+    """Close handoffs: 'done' for those the principal held, 'superseded' for the rest.
+    With `writes`, the UPDATEs are added to them instead of sent."""
+    sending = sql.Writes() if writes is None else writes
     by_reason: dict[str, list[int]] = {}
     for handoff in handoffs:
         held = principal is not None and holds_handoff(user=principal, handoff=handoff)
@@ -148,7 +164,7 @@ def handoffs_close(
         by_reason.setdefault(reason, []).append(handoff.pk)
     for reason, ids in by_reason.items():
         where, params = sql.in_list(Handoff, "id", ids)
-        sql.rows_update(
+        sending.update_where(
             Handoff,
             values={
                 "closed_at": now,
@@ -158,6 +174,8 @@ def handoffs_close(
             where=f"{where} AND closed_at IS NULL",
             params=params,
         )
+    if writes is None:
+        sending.run()
 
 
 def recipients_of(handoff: Handoff) -> list[Recipient]:
@@ -249,9 +267,15 @@ def fields_to_save(instance: models.Model, loaded: dict[str, Any]) -> list[str]:
     ]
 
 
-def instance_save(instance: WorkflowModel, *, loaded: dict[str, Any]) -> None:
-    """Write what changed on a locked instance since `loaded` was taken."""
-    if type(instance).save is models.Model.save:
-        sql.row_update(instance, fields_to_save(instance, loaded))
-    else:  # a save() of the model's own may set more fields than we can see changed
+def instance_save(
+    instance: WorkflowModel, *, loaded: dict[str, Any], writes: sql.Writes | None = None
+) -> None:
+    """Write what changed on a locked instance since `loaded` was taken (with `writes`:
+    added to them, unless the model has a save() of its own, which runs at once)."""
+    if type(instance).save is not models.Model.save:
+        # a save() of the model's own may set more fields than we can see changed
         instance.save()
+    elif writes is None:
+        sql.row_update(instance, fields_to_save(instance, loaded))
+    else:
+        writes.update(instance, fields_to_save(instance, loaded))

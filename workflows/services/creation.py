@@ -99,7 +99,9 @@ def instance_create(
             applied = step_apply(workflow, action, step, trace_id=trace)
             entries.append(applied.entry)
             events = applied.events
-        sql.rows_insert(entries)
-        instance_save(instance, loaded=loaded)
-        outbox_write(events)
+        writes = sql.Writes()
+        writes.insert(entries)
+        instance_save(instance, loaded=loaded, writes=writes)
+        outbox_write(events, writes=writes)
+        writes.run()
     return instance

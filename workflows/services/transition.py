@@ -129,9 +129,12 @@ def transition(
 
         loaded = {f.attname: f.value_from_object(instance) for f in instance._meta.concrete_fields}
         applied = step_apply(workflow, action, step, trace_id=trace_id)
-        sql.rows_insert([applied.entry])
-        instance_save(instance, loaded=loaded)
-        outbox_write(applied.events)
+        # The entry, the instance and the events: one statement on PostgreSQL.
+        writes = sql.Writes()
+        writes.insert([applied.entry])
+        instance_save(instance, loaded=loaded, writes=writes)
+        outbox_write(applied.events, writes=writes)
+        writes.run()
 
         if idempotency_key and person is not None:
             IdempotencyKey.objects.filter(actor=person, key=idempotency_key).update(audit_entry=applied.entry)
@@ -176,11 +179,19 @@ def step_apply(
 
     effects = action.effects(step)
     moment = now or timezone.now()
-    handoffs_close(handoffs=effects.close, closed_by=step.actor, principal=step.principal, now=moment)
-    opened = handoffs_open(instance=instance, specs=effects.open, opened_by=step.actor, now=moment)
-    sql.rows_insert_grouped(effects.rows)
+    # Handoffs closed and opened, side rows: one statement on PostgreSQL, sent before the
+    # entry is built (it names the opened handoffs by their keys).
+    writes = sql.Writes()
+    handoffs_close(
+        handoffs=effects.close, closed_by=step.actor, principal=step.principal, now=moment, writes=writes
+    )
+    opened = handoffs_open(
+        instance=instance, specs=effects.open, opened_by=step.actor, now=moment, writes=writes
+    )
+    writes.insert_grouped(effects.rows)
     for row, fields in effects.updated:
-        sql.row_update(row, fields)
+        writes.update(row, fields)
+    writes.run()
 
     principal, person = step.principal, step.actor
     entry = audit_entry_build(
