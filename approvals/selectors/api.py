@@ -81,6 +81,13 @@ def request_detail(*, request_id: Any, user: User) -> RequestDetail | None:
     request = request_visible(request_id=pk, user=user)
     if request is None:
         return None
+    return request_detail_of(request=request, user=user)
+
+
+def request_detail_of(*, request: ApprovalRequest, user: User) -> RequestDetail:
+    """`request_detail` of a request already loaded (with its requester, type and policy
+    version) and known to be visible to `user`: four queries (handoffs, decisions,
+    revisions, history), whatever their length; the actions come from one evaluation."""
     handoffs = handoffs_for_instance(request)
     decisions = list(
         Decision.objects.filter(request=request)
