@@ -20,7 +20,7 @@ from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.selectors.request_page import request_visible
 from workflows.models import AuditEntry, Handoff
 from workflows.permissions import user_group_ids
-from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
+from workflows.selectors import audit_entries_for_instance
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -87,16 +87,12 @@ class RequestDetail:
     """One request as the API shows it to one caller."""
 
     request: ApprovalRequest
-    handoffs: list[Handoff]
+    open_handoffs: list[Handoff]
     entries: list[AuditEntry]
     decisions: list[Decision]
     revisions: list[RequestRevision]
     options: list[ActionOption]
     why_not: Explanation | None
-
-    @property
-    def open_handoffs(self) -> list[Handoff]:
-        return [h for h in self.handoffs if h.is_open]
 
 
 def request_detail(*, request_id: Any, user: User) -> RequestDetail | None:
@@ -116,19 +112,25 @@ def request_detail(*, request_id: Any, user: User) -> RequestDetail | None:
 def request_detail_of(*, request: ApprovalRequest, user: User) -> RequestDetail:
     """`request_detail` of a request already loaded (with its requester, type and policy
     version) and known to be visible to `user`: four queries (handoffs, decisions,
-    revisions, history), whatever their length; the actions come from one evaluation."""
-    handoffs = handoffs_for_instance(request)
+    revisions, history); the actions come from one evaluation of the policy."""
+    # Only who holds it now is shown (and decides the actions): the closed handoffs, which
+    # grow with every step, are in the history.
+    open_handoffs = list(
+        Handoff.objects.for_instance(request)
+        .open()
+        .select_related("assignee", "candidate_group")
+        .order_by("id")
+    )
     decisions = list(
         Decision.objects.filter(request=request)
         .select_related("principal", "actor")
         .order_by("revision", "id")
     )
     revisions = list(RequestRevision.objects.filter(request=request).order_by("number"))
-    open_handoffs = [h for h in handoffs if h.is_open]
     options = action_options(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions)
     return RequestDetail(
         request=request,
-        handoffs=handoffs,
+        open_handoffs=open_handoffs,
         entries=audit_entries_for_instance(request),
         decisions=decisions,
         revisions=revisions,
