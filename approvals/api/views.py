@@ -21,7 +21,7 @@ from approvals.api.representations import request_representation, request_summar
 from approvals.expiry import expiry_terms
 from approvals.models import ApprovalRequest, RequestType, State
 from approvals.route.enter import route_simulate
-from approvals.selectors.api import request_detail, requests_visible
+from approvals.selectors.api import request_detail, request_detail_of, requests_visible
 from approvals.selectors.request_page import request_visible
 from approvals.services import request_act, request_create
 from workflows import errors
@@ -284,7 +284,7 @@ class RequestAction(ApiView):
         if expected is None:
             expected = data["expected_version"]
         try:
-            request_act(
+            result = request_act(
                 request_id=target.pk,
                 action=name,
                 actor=user,
@@ -299,4 +299,11 @@ class RequestAction(ApiView):
         except errors.TransitionNotAllowed as exc:
             state = ApprovalRequest.objects.filter(pk=target.pk).values_list("state", flat=True).first()
             raise StateConflict(exc.detail, state=state or "") from None
-        return represented(_visible_detail(request_id=pk, user=user))
+        # The answer is built from the row the service saved, not read again, and without
+        # a second visibility check: whoever could see a request and act on it still sees
+        # it (they are its requester, see everything, or now closed one of its handoffs).
+        acted = result.instance
+        for related in ("requester", "request_type", "policy_version"):
+            if getattr(acted, f"{related}_id") == getattr(target, f"{related}_id"):
+                setattr(acted, related, getattr(target, related))
+        return represented(request_detail_of(request=acted, user=user))

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import BigIntegerField, Q, QuerySet
@@ -19,7 +20,7 @@ from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.selectors.request_page import request_visible
 from workflows.models import AuditEntry, Handoff
 from workflows.permissions import user_group_ids
-from workflows.selectors import audit_entries_for_instance, handoffs_for_instance
+from workflows.selectors import audit_entries_for_instance
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -35,22 +36,50 @@ def payload_digest(request: ApprovalRequest) -> str:
 
 def requests_visible(user: User) -> QuerySet[ApprovalRequest]:
     """The requests `user` may see, as one query: their own, those they hold, held for
-    their groups or acted on (any handoff of theirs), or all of them for those who see
-    everything (approvals.policies.may_view's rule; a delegate sees a delegator's items
-    on the request itself and in the inbox, not in this list)."""
+    their groups or acted on (any handoff of theirs), those waiting for someone who
+    delegated to them now, as far as the delegation reaches, or all of them for those who
+    see everything (approvals.policies.may_view's rule, delegators_waiting included)."""
     requests = ApprovalRequest.objects.select_related("request_type", "requester")
     if not user.is_active:
         return requests.none()
     if policies.may_view_all(user):
         return requests
-    content_type = ContentType.objects.get_for_model(ApprovalRequest)
-    held = (
-        Handoff.objects.filter(content_type=content_type)
-        .filter(Q(assignee=user) | Q(candidate_group_id__in=list(user_group_ids(user))) | Q(closed_by=user))
-        .annotate(request_id=Cast("object_id", BigIntegerField()))
-        .values("request_id")
+    handoffs = Handoff.objects.filter(content_type=ContentType.objects.get_for_model(ApprovalRequest))
+    held = handoffs.filter(
+        Q(assignee=user) | Q(candidate_group_id__in=list(user_group_ids(user))) | Q(closed_by=user)
     )
-    return requests.filter(Q(requester=user) | Q(pk__in=held))
+    visible = Q(requester=user) | Q(pk__in=_request_ids(held))
+    for delegator_id, scope in _delegated_scopes(user).items():
+        # What the delegator holds now (theirs, or their groups' unclaimed), never their own
+        # request, of the types the delegation reaches: policies.delegators_waiting's rule.
+        waiting = handoffs.filter(closed_at__isnull=True).filter(
+            Q(assignee_id=delegator_id)
+            | Q(assignee__isnull=True, candidate_group__in=Group.objects.filter(user=delegator_id))
+        )
+        reached = Q(pk__in=_request_ids(waiting)) & ~Q(requester_id=delegator_id)
+        if scope is not None:
+            reached &= Q(request_type__slug__in=sorted(scope))
+        visible |= reached
+    return requests.filter(visible)
+
+
+def _request_ids(handoffs: QuerySet[Handoff]) -> QuerySet[Any, Any]:
+    """The requests `handoffs` belong to, as a subquery (handoffs keep their key as text)."""
+    return handoffs.annotate(request_id=Cast("object_id", BigIntegerField())).values("request_id")
+
+
+def _delegated_scopes(user: User) -> dict[int, frozenset[str] | None]:
+    """Per active delegator of `user`, the request types their delegations reach (None:
+    every type); one query."""
+    scopes: dict[int, frozenset[str] | None] = {}
+    for delegation in policies.delegations_received(user):
+        if not delegation.delegator.is_active:
+            continue
+        known = scopes.get(delegation.delegator_id, frozenset())
+        scopes[delegation.delegator_id] = (
+            None if known is None or not delegation.scope else known | set(delegation.scope)
+        )
+    return scopes
 
 
 @dataclass(frozen=True)
@@ -58,16 +87,12 @@ class RequestDetail:
     """One request as the API shows it to one caller."""
 
     request: ApprovalRequest
-    handoffs: list[Handoff]
+    open_handoffs: list[Handoff]
     entries: list[AuditEntry]
     decisions: list[Decision]
     revisions: list[RequestRevision]
     options: list[ActionOption]
     why_not: Explanation | None
-
-    @property
-    def open_handoffs(self) -> list[Handoff]:
-        return [h for h in self.handoffs if h.is_open]
 
 
 def request_detail(*, request_id: Any, user: User) -> RequestDetail | None:
@@ -81,18 +106,31 @@ def request_detail(*, request_id: Any, user: User) -> RequestDetail | None:
     request = request_visible(request_id=pk, user=user)
     if request is None:
         return None
-    handoffs = handoffs_for_instance(request)
+    return request_detail_of(request=request, user=user)
+
+
+def request_detail_of(*, request: ApprovalRequest, user: User) -> RequestDetail:
+    """`request_detail` of a request already loaded (with its requester, type and policy
+    version) and known to be visible to `user`: four queries (handoffs, decisions,
+    revisions, history); the actions come from one evaluation of the policy."""
+    # Only who holds it now is shown (and decides the actions): the closed handoffs, which
+    # grow with every step, are in the history.
+    open_handoffs = list(
+        Handoff.objects.for_instance(request)
+        .open()
+        .select_related("assignee", "candidate_group")
+        .order_by("id")
+    )
     decisions = list(
         Decision.objects.filter(request=request)
         .select_related("principal", "actor")
         .order_by("revision", "id")
     )
     revisions = list(RequestRevision.objects.filter(request=request).order_by("number"))
-    open_handoffs = [h for h in handoffs if h.is_open]
     options = action_options(request=request, user=user, open_handoffs=open_handoffs, decisions=decisions)
     return RequestDetail(
         request=request,
-        handoffs=handoffs,
+        open_handoffs=open_handoffs,
         entries=audit_entries_for_instance(request),
         decisions=decisions,
         revisions=revisions,

@@ -4,16 +4,23 @@ not, and lists never leak foreign items. Each cell runs on its own fresh request
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.tokens import api_token_create
+from approvals.delegations import delegation_create
 from approvals.models import ApprovalRequest
+from approvals.services import request_act
 from tests.approvals.api.conftest import API, ApiWorld, expired_token_secret
+from tests.factories import RequestTypeFactory, UserFactory, make_request
 from workflows.models import Handoff, WebhookDelivery
+from workflows.services import handoff_claim
 from workflows.webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +84,17 @@ def _wait(api: ApiWorld, client: Caller, req: ApprovalRequest) -> Any:
 
 def _handoff(req: ApprovalRequest) -> Handoff:
     return Handoff.objects.for_instance(req).get(closed_at__isnull=True)
+
+
+def _claimed(api: ApiWorld, req: ApprovalRequest) -> Handoff:
+    """The request's handoff, claimed by the approver (only its claimer may release it)."""
+    return handoff_claim(handoff_id=_handoff(req).pk, actor=api.user("approver"))
+
+
+def _changes_asked(api: ApiWorld, req: ApprovalRequest) -> ApprovalRequest:
+    """The request sent back to its requester by the approver (so it may be resubmitted)."""
+    request_act(request_id=req.pk, action="request_changes", actor=api.user("approver"), comment="Which?")
+    return req
 
 
 def _webhook(api: ApiWorld) -> int:
@@ -163,6 +181,29 @@ CELLS: dict[str, tuple[Cell, dict[str, int]]] = {
         lambda a, c, r: c.post(f"{API}/requests/{r.pk}/actions/withdraw/", {}, format="json"),
         _expect(404, requester=200, **dict.fromkeys(SEES - {"requester"}, 403)),
     ),
+    "POST cancel": (
+        lambda a, c, r: c.post(
+            f"{API}/requests/{r.pk}/actions/cancel/", {"comment": "Budget frozen"}, format="json"
+        ),
+        _expect(404, manager=200, admin=200, **dict.fromkeys(SEES - {"manager", "admin"}, 403)),
+    ),
+    "POST resubmit": (
+        lambda a, c, r: c.post(
+            f"{API}/requests/{_changes_asked(a, r).pk}/actions/resubmit/", {}, format="json"
+        ),
+        _expect(404, requester=200, **dict.fromkeys(SEES - {"requester"}, 403)),
+    ),
+    "POST release": (
+        lambda a, c, r: c.post(f"{API}/handoffs/{_claimed(a, r).pk}/release/"),
+        # its claimant, or a manager (who may reassign it anyway)
+        _expect(
+            404,
+            approver=200,
+            manager=200,
+            admin=200,
+            **dict.fromkeys(SEES - {"approver", "manager", "admin"}, 403),
+        ),
+    ),
     "POST claim": (
         lambda a, c, r: c.post(f"{API}/handoffs/{_handoff(r).pk}/claim/"),
         _expect(404, approver=200, **dict.fromkeys(SEES - {"approver"}, 403)),
@@ -217,3 +258,31 @@ def test_lists_never_leak(api: ApiWorld, role: str) -> None:
     # then only those who may see it find it, and only its holder has it in the inbox
     assert listed == ([req.pk] if LIST_SEES[role] else [])
     assert inbox == ([req.pk] if role == "approver" else [])
+
+
+def test_a_delegate_lists_the_delegators_items_the_delegation_reaches(api: ApiWorld) -> None:
+    # given the approver away, their work delegated to a deputy for the 'general' type only
+    approver = api.user("approver")
+    deputy = UserFactory.create(username="dan")
+    delegation_create(
+        actor=approver,
+        delegator=approver,
+        delegate=deputy,
+        starts_at=timezone.now() - timedelta(minutes=5),
+        ends_at=timezone.now() + timedelta(days=7),
+        scope=["general"],
+    )
+    # and two requests waiting for the approver's group: one of that type, one of another
+    reached = api.new_request(title="Reached")
+    other_type = RequestTypeFactory.create(
+        slug="travel", name="Travel", approver_group=approver.groups.get(name="reviewers")
+    )
+    beyond = make_request(requester=api.user("requester"), request_type=other_type, title="Beyond")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(owner=deputy, name='t').secret}")
+    # when the deputy lists requests
+    listed = [r["id"] for r in client.get(f"{API}/requests/").json()["results"]]
+    # then they find what the delegation reaches, and may read it; nothing beyond it
+    assert listed == [reached.pk]
+    assert client.get(f"{API}/requests/{reached.pk}/").status_code == 200
+    assert client.get(f"{API}/requests/{beyond.pk}/").status_code == 404
