@@ -136,6 +136,11 @@ class Table:
             target = f.target_field if isinstance(f, models.ForeignKey) else f
             if hasattr(f, "get_placeholder") or target.get_internal_type() not in db.data_types:
                 return ""
+            # A JSON column would go as a text array: psycopg escapes every quote of every
+            # document with a regular expression, which cost more than the plain VALUES
+            # statement saves (a tenth of a transition's CPU, profiled on the outbox insert).
+            if target.get_internal_type() == "JSONField":
+                return ""
             db_type = f.db_type(db)
             if not db_type:
                 return ""
