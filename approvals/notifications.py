@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -23,11 +24,12 @@ from django.urls import reverse
 from accounts.models import User
 from approvals.action_links import LINK_ACTIONS, action_link_make
 from approvals.actions import Action
+from approvals.lifecycle.base import NOTIFY_TASK
 from approvals.mailing import mail_dispatch
 from approvals.models import ApprovalRequest, Notification, State
 from approvals.records import RequestRecord, request_record
 from workflows.models import AuditEntry, Handoff, OutboxEvent, Recipient
-from workflows.outbox import channel_event, outbox_write
+from workflows.outbox import channel_event, outbox_task_done, outbox_tasks_resume, outbox_write
 from workflows.records import HandoffRef, ReassignRecord
 from workflows.services import actor_ref
 
@@ -177,7 +179,9 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
     by audit entry `audit_seq`: whoever got work from it, whoever lost or passed on work,
     and the requester; never the person who acted.
 
-    Returns how many were recorded now (0 when this event was already handled).
+    Returns how many were recorded now (0 when this event was already handled). Reports
+    the event done at the end (`outbox_task_done`), so `notifications_resume` does not
+    hand it on again.
     """
     request = ApprovalRequest.objects.select_related("request_type", "requester", "policy_version").get(
         pk=request_id
@@ -232,5 +236,13 @@ def notify_transition(*, request_id: int, action: str, audit_seq: int, event_id:
         except IntegrityError:
             continue  # this event was already delivered to this person
         sent += 1
+    outbox_task_done(event_id=event_id)
     logger.info("notified %s people of %s #%s", sent, request.reference, audit_seq)
     return sent
+
+
+def notifications_resume(*, overdue: timedelta) -> int:
+    """Hand again to the relay the notification tasks the broker lost (delivered more than
+    `overdue` ago, never done): a Redis restarted without persistence drops its queue. A
+    task run twice tells each person once (one notification per event and person)."""
+    return outbox_tasks_resume(tasks=[NOTIFY_TASK], overdue=overdue)

@@ -8,19 +8,26 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
+from approvals.lifecycle.base import NOTIFY_TASK
 from approvals.mail_sending import MAIL_SEND_TASK, mail_send, mails_purge, mails_resume
 from approvals.mailing import digests_send
-from approvals.notifications import notify_transition
+from approvals.notifications import notifications_resume, notify_transition
 from approvals.services import idempotent_requests_purge
 from approvals.timers import handoff_timer_fire, timers_scan
 
 
-@shared_task(name="approvals.notify_transition", bind=True, max_retries=5, default_retry_delay=30)
+@shared_task(name=NOTIFY_TASK, bind=True, max_retries=5, default_retry_delay=30)
 def notify_transition_task(self: Any, *, request_id: int, action: str, audit_seq: int) -> int:
     # The task id is the outbox event id (see workflows.outbox), which de-duplicates.
     return notify_transition(
         request_id=request_id, action=action, audit_seq=audit_seq, event_id=str(self.request.id)
     )
+
+
+@shared_task(name="approvals.notifications_resume", ignore_result=True)
+def notifications_resume_task() -> int:
+    """Hand again to the relay notification tasks lost with a broker's queue (beat)."""
+    return notifications_resume(overdue=timedelta(seconds=settings.NOTIFY_RESUME_AFTER))
 
 
 # The timers live in the database: a scan lost with its worker is simply run again by

@@ -69,7 +69,9 @@ def _configure(*, server_url: str, database: str, redis_url: str, smtp_port: int
     # Retries and the sweeps for tasks lost with Redis's restart (it keeps no data) run
     # within the soak's settling time.
     os.environ["MAIL_RETRY_SCHEDULE"] = os.environ["WEBHOOK_RETRY_SCHEDULE"] = "1,2,5,10"
-    os.environ["MAIL_RESUME_AFTER"] = os.environ["WEBHOOK_RESUME_AFTER"] = "10"
+    os.environ["MAIL_RESUME_AFTER"] = os.environ["WEBHOOK_RESUME_AFTER"] = os.environ[
+        "NOTIFY_RESUME_AFTER"
+    ] = "10"
     os.environ["RESUME_SWEEP_SECONDS"] = "5"
 
 

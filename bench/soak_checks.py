@@ -21,12 +21,21 @@ def settle(seconds: float) -> None:
     while time.monotonic() < deadline:
         busy = (
             OutboxEvent.objects.exclude(status=OutboxEvent.Status.DELIVERED).exists()
+            or _notify_tasks_undone().exists()
             or OutgoingMail.objects.filter(status=OutgoingMail.Status.PENDING).exists()
             or WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).exists()
         )
         if not busy:
             return
         time.sleep(1)
+
+
+def _notify_tasks_undone() -> Any:
+    """Notification task events handed to the broker whose task never reported its end."""
+    from approvals.lifecycle.base import NOTIFY_TASK
+    from workflows.models import OutboxEvent
+
+    return OutboxEvent.objects.filter(destination=NOTIFY_TASK, done_at__isnull=True)
 
 
 def database_checks(tally: Counter[str]) -> dict[str, Any]:
@@ -58,6 +67,7 @@ def database_checks(tally: Counter[str]) -> dict[str, Any]:
         "outbox events not delivered": OutboxEvent.objects.exclude(
             status=OutboxEvent.Status.DELIVERED
         ).count(),
+        "notification tasks never done": _notify_tasks_undone().count(),
         "audit chains verify": audit_verify().ok,
     }
 
@@ -99,6 +109,7 @@ def failures(result: dict[str, Any], tally: Counter[str]) -> list[str]:
         "requests timed out twice",
         "escalation notices twice for a handoff",
         "outbox events not delivered",
+        "notification tasks never done",
         "mails sent but missing at the receiver",
         "mails arrived but not sent (database)",
         "mails not sent (pending or dead)",

@@ -40,6 +40,8 @@ __all__ = [
     "outbox_relay_drain",
     "outbox_relay_once",
     "outbox_retry_dead",
+    "outbox_task_done",
+    "outbox_tasks_resume",
     "outbox_write",
     "task_event",
 ]
@@ -236,3 +238,41 @@ def outbox_purge(*, older_than: timedelta) -> int:
         status=OutboxEvent.Status.DELIVERED, delivered_at__lt=cutoff
     ).delete()
     return deleted
+
+
+def outbox_task_done(*, event_id: str) -> None:
+    """Record that the task of outbox event `event_id` (its Celery task id) ran to its end,
+    so `outbox_tasks_resume` leaves it alone. One UPDATE; nothing when it is no event
+    (a task sent by other means than the outbox has an id of another form)."""
+    try:
+        key = UUID(str(event_id))
+    except ValueError:
+        return
+    OutboxEvent.objects.filter(pk=key, kind=OutboxEvent.Kind.TASK, done_at__isnull=True).update(
+        done_at=timezone.now()
+    )
+
+
+def outbox_tasks_resume(*, tasks: Iterable[str], overdue: timedelta, limit: int = 500) -> int:
+    """Hand again to the relay the events of `tasks` delivered more than `overdue` ago
+    whose task never reported its end: the broker lost them (a Redis without persistence
+    restarted while they were queued). Only for tasks that call `outbox_task_done` and
+    de-duplicate by their event id, since a slow task may still be running. The events go
+    back to pending, due now; the relay delivers them. Returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        lost = OutboxEvent.objects.filter(
+            kind=OutboxEvent.Kind.TASK,
+            status=OutboxEvent.Status.DELIVERED,
+            done_at__isnull=True,
+            destination__in=list(tasks),
+            delivered_at__lt=now - overdue,
+        )
+        ids = list(lost.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        if ids:
+            OutboxEvent.objects.filter(pk__in=ids).update(
+                status=OutboxEvent.Status.PENDING, available_at=now, delivered_at=None
+            )
+    if ids:
+        logger.warning("%s task event(s) delivered but never done were handed to the relay again", len(ids))
+    return len(ids)

@@ -85,8 +85,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The audit trail's signed checkpoints (workflows.checkpoints), hourly by default.
 AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "3600"))
-# How often beat looks for webhook and mail tasks lost with a broker's queue.
+# How often beat looks for webhook, mail and notification tasks lost with a broker's queue.
 RESUME_SWEEP_SECONDS = float(os.environ.get("RESUME_SWEEP_SECONDS", "300"))
+# A notification task delivered this many seconds ago and never done was lost: beat hands
+# it to the relay again (approvals.notifications).
+NOTIFY_RESUME_AFTER = float(os.environ.get("NOTIFY_RESUME_AFTER", "600"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "outbox-purge": {"task": "workflows.outbox_purge", "schedule": 3600.0},
     "audit-checkpoint": {"task": "workflows.audit_checkpoint", "schedule": AUDIT_CHECKPOINT_INTERVAL},
@@ -98,6 +101,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Each person's daily digest, sent in their local digest hour (approvals.mailing).
     "mail-digests": {"task": "approvals.digests_send", "schedule": 600.0},
     "mail-resume": {"task": "approvals.mail_resume", "schedule": RESUME_SWEEP_SECONDS},
+    # Notification tasks lost with the broker's queue (Redis restarted without persistence).
+    "notifications-resume": {"task": "approvals.notifications_resume", "schedule": RESUME_SWEEP_SECONDS},
     "timers-scan": {
         "task": "approvals.timers_scan",
         "schedule": float(os.environ.get("TIMERS_SCAN_SECONDS", "60")),

@@ -37,6 +37,9 @@ class OutboxEvent(models.Model):
     available_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set by a task that reports its end (`outbox_task_done`): a delivered task event
+    # without it long after its delivery was lost with the broker's queue.
+    done_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -47,6 +50,11 @@ class OutboxEvent(models.Model):
                 name="outbox_pending",
             ),
             models.Index(fields=["delivered_at"], condition=Q(status="delivered"), name="outbox_delivered"),
+            models.Index(
+                fields=["destination", "delivered_at"],
+                condition=Q(kind="task", status="delivered", done_at__isnull=True),
+                name="outbox_task_undone",
+            ),
         ]
 
     def __str__(self) -> str:
