@@ -344,7 +344,9 @@ def payload_errors(
         return {}
     found: dict[str, list[str]] = {}
     validator = PayloadValidator(strict_schema(schema), format_checker=FormatChecker())
-    for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
+    # Keys as text: a path may mix indexes and names, and a payload built in Python (not
+    # parsed from JSON) may carry keys that are not strings.
+    for error in sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(error.absolute_path)
         if error.validator == "required":
             # jsonschema reports one error per missing name, each carrying the whole list:
@@ -357,7 +359,7 @@ def payload_errors(
             continue
         if error.validator == "additionalProperties":
             allowed = set((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {})
-            for name in sorted(set(error.instance or {}) - allowed):
+            for name in sorted(set(error.instance or {}) - allowed, key=str):
                 found.setdefault(_field_key([*path, name], prefix), []).append(
                     "This field is not part of this request type."
                 )

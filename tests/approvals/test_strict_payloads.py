@@ -221,3 +221,15 @@ def test_the_request_page_shows_the_formatted_amount(requester: User) -> None:
     # then the amount reads as money
     assert "EUR 1,234.50" in html
     assert ">1234.5<" not in html
+
+
+def test_a_payload_built_in_python_with_keys_that_are_not_text_gets_field_errors() -> None:
+    # given a payload built in Python (not parsed from JSON) with a key that is not a string
+    payload = {"": None, None: None}
+    # when it is checked against a schema that allows no fields
+    errors = payload_errors(schema={"properties": {}}, payload=payload)
+    # then each unknown key is named as a field, with no crash on ordering them
+    assert errors == {
+        "payload.": ["This field is not part of this request type."],
+        "payload.None": ["This field is not part of this request type."],
+    }
