@@ -32,6 +32,22 @@ from tests.listening import channel_collect, channel_listen
 
 REPO = Path(settings.BASE_DIR)
 VENV_BIN = REPO / ".venv" / "bin"
+# One Celery worker process, one task at a time, logging what it runs (the integration
+# tests read its log to know it is ready and what it did).
+CELERY_WORKER = [
+    str(VENV_BIN / "celery"),
+    "-A",
+    "config",
+    "worker",
+    "--pool=solo",
+    "--concurrency=1",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+    "-Q",
+    "celery",
+    "--loglevel=INFO",
+]
 REDIS_SERVER = "redis-server"
 
 

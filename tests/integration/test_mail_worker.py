@@ -13,7 +13,7 @@ import pytest
 from approvals.models import OutgoingMail
 from bench.receivers import SmtpReceiver
 from tests.factories import make_request
-from tests.integration.conftest import VENV_BIN, Service, Services, subprocess_env, wait_until
+from tests.integration.conftest import CELERY_WORKER, Service, Services, subprocess_env, wait_until
 from workflows.outbox import outbox_relay_drain
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -22,20 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def _worker(services: Services, name: str, *, smtp_port: int) -> Service:
     worker = services.start(
         name,
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            "celery",
-            "--loglevel=INFO",
-        ],
+        CELERY_WORKER,
         env=subprocess_env(
             TEST_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
             EMAIL_HOST="127.0.0.1",

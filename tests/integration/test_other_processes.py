@@ -16,6 +16,7 @@ from approvals.models import Notification
 from approvals.services import request_act
 from tests.factories import make_request
 from tests.integration.conftest import (
+    CELERY_WORKER,
     VENV_BIN,
     Services,
     free_port,
@@ -55,20 +56,7 @@ def test_a_celery_worker_notifies_the_right_people_once_per_event(
     # given a real Celery worker on the test database and the Redis broker
     worker = services.start(
         "celery-worker",
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            "celery",
-            "--loglevel=INFO",
-        ],
+        CELERY_WORKER,
         env=subprocess_env(),
     )
     wait_until(lambda: " ready." in worker.log() or not worker.alive(), timeout=60, what="the worker")

@@ -26,7 +26,7 @@ from tests.factories import (
     make_requester,
 )
 from tests.integration.conftest import (
-    VENV_BIN,
+    CELERY_WORKER,
     Service,
     Services,
     database_url_of_this_test,
@@ -44,20 +44,7 @@ VISIBILITY = "3"
 def _worker(services: Services, name: str) -> Service:
     worker = services.start(
         name,
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            "celery",
-            "--loglevel=INFO",
-        ],
+        CELERY_WORKER,
         env=subprocess_env(CELERY_VISIBILITY_TIMEOUT=VISIBILITY),
     )
     wait_until(lambda: " ready." in worker.log() or not worker.alive(), timeout=60, what=f"the worker {name}")

@@ -8,7 +8,7 @@ import pytest
 
 from approvals.services import request_act
 from tests.factories import make_request
-from tests.integration.conftest import VENV_BIN, Services, subprocess_env, wait_until
+from tests.integration.conftest import CELERY_WORKER, Services, subprocess_env, wait_until
 from tests.webhook_receiver import WebhookReceiver
 from workflows.models import WebhookDelivery, WebhookEventType
 from workflows.outbox import outbox_relay_drain
@@ -23,20 +23,7 @@ def test_a_celery_worker_delivers_webhooks_with_retries_and_loses_nothing(
     # given a real Celery worker whose retries come one second apart
     worker = services.start(
         "celery-worker",
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            "celery",
-            "--loglevel=INFO",
-        ],
+        CELERY_WORKER,
         env=subprocess_env(WEBHOOK_RETRY_SCHEDULE="1,1,1"),
     )
     wait_until(lambda: " ready." in worker.log() or not worker.alive(), timeout=60, what="the worker")
