@@ -257,13 +257,18 @@ def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
     active = awake(moment)
+    # The rows are those the person may see (holder_q, with the delegations' rules); among
+    # them, a delegator's item is one held by a delegator (nobody delegates to themselves:
+    # a check constraint), so the count's own filter need not repeat the rules' subqueries
+    # (compiling them again was a tenth of the inbox page's CPU, profiled).
+    held_for_others = Q(assignee_id__in=sorted(reach.delegators))
     found = (
         open_request_handoffs()
         .filter(reach.holder_q())
         .aggregate(
             mine=Count("id", filter=reach.holder_q("mine") & active),
             queue=Count("id", filter=reach.holder_q("queue") & active),
-            delegated=Count("id", filter=reach.holder_q("delegated") & active),
+            delegated=Count("id", filter=held_for_others & active),
             overdue=Count("id", filter=Q(due_at__lt=moment) & active),
             snoozed=Count("id", filter=reach.holder_q("mine") & ~active),
         )
