@@ -16,8 +16,7 @@ from typing import Any
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
@@ -62,75 +61,66 @@ def iso(value: datetime | None) -> str:
     return (timezone.localtime(value) if timezone.is_aware(value) else value).isoformat()
 
 
+def _shown(moment: datetime) -> str:
+    """`date_format(moment, "j M Y H:i")`, without its format parser and the DateFormat
+    object it makes per call (a third of a row's cost, profiled); the month's name is
+    translated as Django's is."""
+    month = MONTHS_3[moment.month].title()
+    return f"{moment.day} {month} {moment.year:04d} {moment.hour:02d}:{moment.minute:02d}"
+
+
 @register.simple_tag
-def due(due_at: datetime | None, overdue: bool = False, due_soon: bool = False) -> str:
+def due(due_at: datetime | None, overdue: bool = False, due_soon: bool = False) -> SafeString:
     """A due date with its badge (overdue, due soon), or a dash: once per row of a list,
     so a tag rather than an included template (a fifth of the inbox's render)."""
     if not due_at:
-        return format_html('<span class="empty">{}</span>', "—")
+        return SafeString('<span class="empty">—</span>')
     moment = timezone.localtime(due_at) if timezone.is_aware(due_at) else due_at
-    shown = date_format(moment, "j M Y H:i")
+    at, shown = _e(moment.isoformat()), _e(_shown(moment))
     if overdue:
-        return format_html(
-            '<time datetime="{}" class="due overdue" data-overdue="true">{}</time> '
-            '<span class="badge overdue">overdue</span>',
-            moment.isoformat(),
-            shown,
+        return SafeString(
+            f'<time datetime="{at}" class="due overdue" data-overdue="true">{shown}</time> '
+            '<span class="badge overdue">overdue</span>'
         )
     if due_soon:
-        return format_html(
-            '<time datetime="{}" class="due">{}</time> <span class="badge soon">due soon</span>',
-            moment.isoformat(),
-            shown,
+        return SafeString(
+            f'<time datetime="{at}" class="due">{shown}</time> <span class="badge soon">due soon</span>'
         )
-    return format_html('<time datetime="{}" class="due">{}</time>', moment.isoformat(), shown)
+    return SafeString(f'<time datetime="{at}" class="due">{shown}</time>')
 
 
 _CHECKED = SafeString(" checked")
 
 
 def _row_buttons(row: Any, user: Any, reference: str) -> SafeString:
-    """Claim or release, then snooze or wake: what the holder can do from the row."""
+    """Claim or release, then snooze or wake: what the holder can do from the row
+    (`reference` escaped already)."""
     h = row.handoff
-    buttons: list[SafeString] = []
+    buttons: list[str] = []
     if row.claimable:
+        claim = _e(row_url("approvals:handoff_claim", h.pk))
         buttons.append(
-            format_html(
-                '<button type="submit" formaction="{}" formnovalidate aria-label="Claim {}">Claim</button>',
-                row_url("approvals:handoff_claim", h.pk),
-                reference,
-            )
+            f'<button type="submit" formaction="{claim}" formnovalidate aria-label="Claim {reference}">Claim</button>'
         )
     elif h.candidate_group_id and h.assignee_id == user.pk:
+        release = _e(row_url("approvals:handoff_unclaim", h.pk))
         buttons.append(
-            format_html(
-                '<button type="submit" formaction="{}" formnovalidate class="secondary" '
-                'aria-label="Release {}">Release</button>',
-                row_url("approvals:handoff_unclaim", h.pk),
-                reference,
-            )
+            f'<button type="submit" formaction="{release}" formnovalidate class="secondary" '
+            f'aria-label="Release {reference}">Release</button>'
         )
     if h.assignee_id == user.pk:
-        snooze = row_url("approvals:handoff_snooze", h.pk)
+        snooze = _e(row_url("approvals:handoff_snooze", h.pk))
         if h.snoozed_until:
             buttons.append(
-                format_html(
-                    '<button type="submit" formaction="{}?preset=" name="wake" value="on" formnovalidate '
-                    'class="secondary" aria-label="Wake {}">Wake</button>',
-                    snooze,
-                    reference,
-                )
+                f'<button type="submit" formaction="{snooze}?preset=" name="wake" value="on" formnovalidate '
+                f'class="secondary" aria-label="Wake {reference}">Wake</button>'
             )
         else:
             buttons.append(
-                format_html(
-                    '<button type="submit" formaction="{}?preset=tomorrow" formnovalidate class="secondary" '
-                    'aria-label="Snooze {} until tomorrow" data-testid="snooze">Snooze</button>',
-                    snooze,
-                    reference,
-                )
+                f'<button type="submit" formaction="{snooze}?preset=tomorrow" formnovalidate class="secondary" '
+                f'aria-label="Snooze {reference} until tomorrow" data-testid="snooze">Snooze</button>'
             )
-    return format_html_join(" ", "{}", ((button,) for button in buttons))
+    return SafeString(" ".join(buttons))
 
 
 @register.simple_tag
@@ -164,7 +154,7 @@ def inbox_row(row: Any, selected: Container[int], user: Any) -> SafeString:
         f'<td data-label="Held by" data-testid="holder">{_e(h.holder_label())}</td>'
         f'<td data-label="Due" data-testid="due">{due(h.due_at, row.overdue, row.due_soon)}</td>'
         f'<td data-label="Waiting"><time datetime="{_e(iso(h.opened_at))}">{_e(timesince(h.opened_at))}</time></td>'
-        f'<td data-label="">{_row_buttons(row, user, r.reference)}</td></tr>\n'
+        f'<td data-label="">{_row_buttons(row, user, reference)}</td></tr>\n'
     )
 
 

@@ -1,0 +1,57 @@
+"""The list tags (approvals/templatetags/listing.py) build rows in Python for speed: they
+must say what Django's filters and escaping said."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+
+from approvals.templatetags.listing import _e, _shown, due, workload_row
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(2026, 1, 5, 7, 3), datetime(2026, 12, 31, 23, 59), datetime(999, 5, 1, 0, 0)],
+)
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_due_date_reads_as_djangos_date_format(moment: datetime, language: str) -> None:
+    # given a moment and a language  /  when it is shown  /  then as date_format shows it
+    with translation.override(language):
+        assert _shown(moment) == date_format(moment, "j M Y H:i")
+
+
+def test_a_due_date_is_shown_in_the_current_time_zone_with_its_badge() -> None:
+    # given an aware moment, overdue
+    moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    # when the due tag shows it
+    with timezone.override("Europe/Paris"):
+        shown = due(moment, True)
+    # then in Paris time, with the overdue badge; and a dash when there is no due date
+    assert '<time datetime="2026-03-01T13:30:00+01:00" class="due overdue" data-overdue="true">' in shown
+    assert '1 Mar 2026 13:30</time> <span class="badge overdue">overdue</span>' in shown
+    assert due(None) == '<span class="empty">—</span>'
+
+
+def test_values_are_escaped_as_django_escapes_them() -> None:
+    # given markup, quotes and a value already safe  /  then escaped as {{ value }} does
+    assert _e("<b>A & 'B'\"</b>") == "&lt;b&gt;A &amp; &#x27;B&#x27;&quot;&lt;/b&gt;"
+    assert _e(SimpleNamespace(__html__=lambda: "<i>safe</i>")) == "<i>safe</i>"
+
+
+def test_a_workload_row_escapes_its_name_and_marks_an_inactive_member() -> None:
+    # given an inactive member whose name holds markup, with overdue work
+    w = SimpleNamespace(
+        key="a&b", label="<Ann>", open=3, overdue=1, oldest=None, active=False, query="member=a%26b"
+    )
+    # when the row is built
+    row = workload_row(w, "member")
+    # then escaped, marked overdue and inactive, with a dash for "waiting since"
+    assert row.startswith('<tr data-member="a&amp;b" class="overdue">')
+    assert '<a href="?member=a%26b">&lt;Ann&gt;</a> <span class="help">(inactive)</span>' in row
+    assert 'data-testid="open">3<' in row
+    assert 'data-testid="overdue">1<' in row
+    assert '<td data-label="Waiting since">—</td>' in row
