@@ -248,8 +248,12 @@ def handoffs_page(query: QuerySet[Handoff], order: list[Any], limit: int) -> lis
     assignee and group: joined before the sort, every matching row was (a hash of all
     users, half the page's time at a million requests: bench/inbox)."""
     page = query.order_by(*order).values("pk")[:limit]
+    # The reminders' schedule (a JSON list decoded per row) is not shown by any list.
     return list(
-        Handoff.objects.filter(pk__in=page).select_related("assignee", "candidate_group").order_by(*order)
+        Handoff.objects.filter(pk__in=page)
+        .select_related("assignee", "candidate_group")
+        .defer("reminders_at")
+        .order_by(*order)
     )
 
 
@@ -314,10 +318,18 @@ def inbox_rows(
     handoffs = list(handoffs)
     delegators = delegators or {}
     # The lists show the request's reference, title, type and requester: its policy
-    # version (a JSON document decoded per row) and payload are left out.
+    # version (a JSON document decoded per row), payload, and its type's payload schema
+    # (another JSON document, decoded again for every row of the same type) are left out.
     requests_by_id = (
         ApprovalRequest.objects.select_related("requester", "request_type")
-        .defer("payload", "description", "outputs", "stage_slots")
+        .defer(
+            "payload",
+            "description",
+            "outputs",
+            "stage_slots",
+            "request_type__payload_schema",
+            "request_type__description",
+        )
         .in_bulk([int(h.object_id) for h in handoffs])
     )
     rows = []
