@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -114,16 +115,23 @@ class Reach:
     scopes: dict[int, frozenset[str] | None] = field(default_factory=dict)
 
     def holder_q(self, view: str = "all") -> Q:
-        if view == "snoozed":
+        if view in ("mine", "snoozed"):
             return Q(assignee=self.user)
-        mine = Q(assignee=self.user)
         queue = Q(assignee__isnull=True, candidate_group_id__in=self.group_ids)
-        delegated = self.delegated_q()
-        return {"mine": mine, "queue": queue, "delegated": delegated}.get(view, mine | queue | delegated)
+        if view == "queue":
+            return queue
+        if view == "delegated":
+            return self.delegated_q()
+        return Q(assignee=self.user) | queue | self.delegated_q()
 
     def delegated_q(self) -> Q:
         """What waits for each delegator, of the types their delegation reaches, never a
-        request of their own (nobody acts for a requester on it): as the service rules."""
+        request of their own (nobody acts for a requester on it): as the service rules.
+        Made once per reach (a page reads it twice: its rows and its counts)."""
+        return self._delegated
+
+    @cached_property
+    def _delegated(self) -> Q:
         found = Q(assignee_id__in=[])
         for delegator_id in self.delegators:
             held = Q(assignee_id=delegator_id) & ~Q(object_id__in=request_keys(Q(requester_id=delegator_id)))
