@@ -3,16 +3,17 @@ must say what Django's filters and escaping said."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.timesince import timesince
 
 from approvals.selectors.inbox import InboxFilter
 from approvals.selectors.team import TeamFilter, _links
-from approvals.templatetags.listing import _e, _shown, due, workload_row
+from approvals.templatetags.listing import _e, _shown, ago, due, workload_row
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,33 @@ def test_a_team_link_is_the_filters_query_for_that_member_or_group(
     link = _links(filters)(member=member, group=group)
     # then it is the query string TeamFilter makes for them
     assert link == filters.query(member=member, group=group)
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_how_long_ago_reads_as_djangos_timesince(language: str) -> None:
+    # given moments from a minute to years before now, and one after it
+    now = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+    minutes = [
+        0,
+        1,
+        2,
+        59,
+        60,
+        61,
+        125,
+        1439,
+        1440,
+        2881,
+        10080,
+        20000,
+        44000,
+        60000,
+        525600,
+        1051200,
+        2000000,
+    ]
+    moments = [now - timedelta(minutes=m) for m in minutes] + [now + timedelta(hours=1)]
+    # when each is shown in the language  /  then as timesince shows it
+    with translation.override(language):
+        for moment in moments:
+            assert ago(moment, now) == timesince(moment, now)
