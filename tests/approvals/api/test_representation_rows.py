@@ -1,0 +1,78 @@
+"""The representation's rows read in plain SQL (approvals.selectors.api_rows) are the
+ORM's rows, related people and groups included, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import models
+
+from approvals.models import Decision, RequestRevision
+from approvals.selectors.api_rows import decisions_rows, history_rows, open_handoffs_rows, revisions_rows
+from approvals.services import request_act
+from tests.approvals.api.conftest import ApiWorld
+from tests.performance.conftest import memory_broker  # noqa: F401  (a fixture used below)
+from workflows.models import AuditEntry, Handoff
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _values(row: models.Model | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
+
+
+def _same(plain: list[Any], orm: list[Any], related: tuple[str, ...]) -> None:
+    assert [r.pk for r in plain] == [r.pk for r in orm]
+    for mine, theirs in zip(plain, orm, strict=True):
+        assert type(mine) is type(theirs)
+        assert _values(mine) == _values(theirs)
+        assert not mine._state.adding
+        for name in related:
+            assert _values(getattr(mine, name)) == _values(getattr(theirs, name)), name
+
+
+@pytest.mark.usefixtures("memory_broker")
+def test_the_representation_rows_read_in_plain_sql_equal_the_orms(api: ApiWorld) -> None:
+    # given a request asked for changes, resubmitted with a new title, and an untouched one
+    approver, requester = api.user("approver"), api.user("requester")
+    request = api.new_request(title="Buy a desk")
+    other = api.new_request(title="Buy a chair")
+    request_act(request_id=request.pk, action="request_changes", actor=approver, comment="Which desk?")
+    request_act(request_id=request.pk, action="resubmit", actor=requester, data={"title": "Buy the oak desk"})
+
+    # when its rows are read in plain SQL
+    handoffs, decisions = open_handoffs_rows(request), decisions_rows(request)
+    revisions, history = revisions_rows(request), history_rows(request)
+
+    # then they are the ORM's rows, in the ORM's order, with the same related rows
+    orm_handoffs = list(
+        Handoff.objects.for_instance(request)
+        .open()
+        .select_related("assignee", "candidate_group")
+        .order_by("id")
+    )
+    assert handoffs, "the resubmitted request is held again"
+    _same(handoffs, orm_handoffs, ("assignee", "candidate_group"))
+    orm_decisions = list(
+        Decision.objects.filter(request=request)
+        .select_related("principal", "actor")
+        .order_by("revision", "id")
+    )
+    assert decisions, "asking for changes is a decision"
+    _same(decisions, orm_decisions, ("principal", "actor"))
+    orm_revisions = list(RequestRevision.objects.filter(request=request).order_by("number"))
+    _same(revisions, orm_revisions, ())
+    orm_history = list(
+        AuditEntry.objects.for_instance(request).select_related("actor", "on_behalf_of").order_by("seq")
+    )
+    assert [e.action for e in history][-2:] == ["request_changes", "resubmit"]
+    assert all(isinstance(e.data, dict) for e in history), "JSON comes back decoded"
+    _same(history, orm_history, ("actor", "on_behalf_of"))
+    assert history[-1].actor is not None
+    assert history[-1].actor.pk == requester.pk
+    assert history[-1].on_behalf_of is None
+    # and another request's rows are not among them
+    assert {e.pk for e in history}.isdisjoint({e.pk for e in history_rows(other)})
