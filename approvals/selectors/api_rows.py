@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from workflows.models import AuditEntry, Handoff
-from workflows.sql import table_of
+from workflows.sql import pk_value, table_of
 from workflows.sql.tables import Table, db_of
 
 M = TypeVar("M", bound=models.Model)
@@ -138,3 +139,20 @@ def history_rows(request: ApprovalRequest) -> list[AuditEntry]:
         params=params,
         order_by=column(AuditEntry, "seq"),
     )
+
+
+def request_row(request_id: int) -> ApprovalRequest | None:
+    """The request with its requester, type and policy version (what its representation
+    and actions read), or None when there is no such request (or the key cannot be one)."""
+    try:
+        key = pk_value(ApprovalRequest, request_id)
+    except (ValueError, ValidationError):
+        return None
+    found = rows_related(
+        ApprovalRequest,
+        related=("requester", "request_type", "policy_version"),
+        where=f"{column(ApprovalRequest, 'id')} = %s",
+        params=[key],
+        order_by=column(ApprovalRequest, "id"),
+    )
+    return found[0] if found else None

@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 from django.db import models
 
-from approvals.models import Decision, RequestRevision
-from approvals.selectors.api_rows import decisions_rows, history_rows, open_handoffs_rows, revisions_rows
+from approvals.models import ApprovalRequest, Decision, RequestRevision
+from approvals.selectors.api_rows import (
+    decisions_rows,
+    history_rows,
+    open_handoffs_rows,
+    request_row,
+    revisions_rows,
+)
 from approvals.services import request_act
 from tests.approvals.api.conftest import ApiWorld
 from tests.performance.conftest import memory_broker  # noqa: F401  (a fixture used below)
@@ -76,3 +82,23 @@ def test_the_representation_rows_read_in_plain_sql_equal_the_orms(api: ApiWorld)
     assert history[-1].on_behalf_of is None
     # and another request's rows are not among them
     assert {e.pk for e in history}.isdisjoint({e.pk for e in history_rows(other)})
+
+
+def test_the_request_row_read_in_plain_sql_equals_the_orms_and_a_missing_one_is_none(api: ApiWorld) -> None:
+    # given a submitted request
+    request = api.new_request(title="Buy a lamp")
+
+    # when it is read in plain SQL, and so are keys that name no request
+    row = request_row(request.pk)
+    missing, out_of_range = request_row(request.pk + 1000), request_row(2**70)
+
+    # then it is the ORM's row with its requester, type and policy version, and the others are None
+    orm = ApprovalRequest.objects.select_related("requester", "request_type", "policy_version").get(
+        pk=request.pk
+    )
+    assert row is not None
+    _same([row], [orm], ("requester", "request_type", "policy_version"))
+    assert row.policy_version is not None
+    assert row.payload == orm.payload
+    assert missing is None
+    assert out_of_range is None
