@@ -19,6 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from accounts.models import ApiToken
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from workflows.models import AuditEntry, Handoff
 from workflows.sql import pk_value, table_of
@@ -154,5 +155,18 @@ def request_row(request_id: int) -> ApprovalRequest | None:
         where=f"{column(ApprovalRequest, 'id')} = %s",
         params=[key],
         order_by=column(ApprovalRequest, "id"),
+    )
+    return found[0] if found else None
+
+
+def token_row(prefix: str) -> ApiToken | None:
+    """accounts.tokens.token_by_prefix in plain SQL: the API token of a public prefix
+    (unique) with its owner, read on every API call."""
+    found = rows_related(
+        ApiToken,
+        related=("owner",),
+        where=f"{column(ApiToken, 'prefix')} = %s",
+        params=[prefix],
+        order_by=column(ApiToken, "id"),
     )
     return found[0] if found else None

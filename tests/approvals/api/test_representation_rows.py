@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.db import models
 
+from accounts.tokens import token_by_prefix
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.selectors.api_rows import (
     decisions_rows,
@@ -15,6 +16,7 @@ from approvals.selectors.api_rows import (
     open_handoffs_rows,
     request_row,
     revisions_rows,
+    token_row,
 )
 from approvals.services import request_act
 from tests.approvals.api.conftest import ApiWorld
@@ -102,3 +104,18 @@ def test_the_request_row_read_in_plain_sql_equals_the_orms_and_a_missing_one_is_
     assert row.payload == orm.payload
     assert missing is None
     assert out_of_range is None
+
+
+def test_the_token_row_read_in_plain_sql_equals_the_orms_and_an_unknown_prefix_is_none(api: ApiWorld) -> None:
+    # given a token of the approver
+    api.token_for("approver")
+    token = api.tokens["approver"]
+
+    # when it is read by its prefix in plain SQL, and so is a prefix nobody has
+    row, unknown = token_row(token.prefix), token_row("0" * 12)
+
+    # then it is the ORM's row with its owner, and the unknown prefix finds nothing
+    assert row is not None
+    _same([row], [token_by_prefix(token.prefix)], ("owner",))
+    assert row.owner.pk == api.user("approver").pk
+    assert unknown is None
