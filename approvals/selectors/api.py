@@ -19,6 +19,7 @@ from approvals.lifecycle import ActionOption, Explanation, action_options, reque
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.selectors.api_rows import (
     decisions_rows,
+    handoffs_rows,
     history_rows,
     open_handoffs_rows,
     request_row,
@@ -119,7 +120,7 @@ def request_visible_row(*, request_id: int, user: User) -> ApprovalRequest | Non
     None (the API answers 404 either way): request_page.request_visible's rule, read in
     plain SQL (api_rows) since every API call on one request starts here."""
     request = request_row(request_id)
-    if request is None or not policies.may_view(request, user):
+    if request is None or not policies.may_view(request, user, read_handoffs=handoffs_rows):
         return None
     return request
 

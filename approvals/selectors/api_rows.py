@@ -108,6 +108,12 @@ def open_handoffs_rows(request: ApprovalRequest) -> list[Handoff]:
     )
 
 
+def handoffs_rows(request: ApprovalRequest) -> list[Handoff]:
+    """All of `request`'s handoffs, open and closed (who may see it), oldest first."""
+    where, params = _of_instance(Handoff, request)
+    return rows_related(Handoff, related=(), where=where, params=params, order_by=column(Handoff, "id"))
+
+
 def decisions_rows(request: ApprovalRequest) -> list[Decision]:
     """`request`'s decisions, with principal and actor, by revision then as taken."""
     return rows_related(

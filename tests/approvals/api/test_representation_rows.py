@@ -12,6 +12,7 @@ from accounts.tokens import token_by_prefix
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from approvals.selectors.api_rows import (
     decisions_rows,
+    handoffs_rows,
     history_rows,
     open_handoffs_rows,
     request_row,
@@ -64,6 +65,9 @@ def test_the_representation_rows_read_in_plain_sql_equal_the_orms(api: ApiWorld)
     )
     assert handoffs, "the resubmitted request is held again"
     _same(handoffs, orm_handoffs, ("assignee", "candidate_group"))
+    every_handoff = handoffs_rows(request)
+    assert any(h.closed_at is not None for h in every_handoff), "closed handoffs are among them"
+    _same(every_handoff, list(Handoff.objects.for_instance(request).order_by("id")), ())
     orm_decisions = list(
         Decision.objects.filter(request=request)
         .select_related("principal", "actor")
