@@ -86,6 +86,10 @@ def test_the_representation_rows_read_in_plain_sql_equal_the_orms(api: ApiWorld)
     assert history[-1].actor is not None
     assert history[-1].actor.pk == requester.pk
     assert history[-1].on_behalf_of is None
+    # and each person named is built once per read: the requester's entries share one row
+    by_requester = [e.actor for e in history if e.actor_id == requester.pk]
+    assert len(by_requester) >= 2
+    assert all(actor is by_requester[0] for actor in by_requester)
     # and another request's rows are not among them
     assert {e.pk for e in history}.isdisjoint({e.pk for e in history_rows(other)})
 
