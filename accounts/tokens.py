@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,14 +94,23 @@ def api_token_revoke(*, token_id: int, actor: User) -> ApiToken | None:
     return token
 
 
-def api_token_authenticate(raw: str) -> tuple[ApiToken | None, str]:
+def token_by_prefix(prefix: str) -> ApiToken | None:
+    """The token whose public prefix is `prefix` (unique), with its owner."""
+    return ApiToken.objects.select_related("owner").filter(prefix=prefix).first()
+
+
+def api_token_authenticate(
+    raw: str, *, find: Callable[[str], ApiToken | None] = token_by_prefix
+) -> tuple[ApiToken | None, str]:
     """The token `raw` stands for, or None with the reason it is refused (said to the
-    client as is: it reveals nothing a holder of the token does not know)."""
+    client as is: it reveals nothing a holder of the token does not know). `find` reads
+    the token of a prefix with its owner (the API passes its plain-SQL read); the checks
+    are the same whoever reads it."""
     scheme, _, rest = raw.partition("_")
     prefix, _, secret = rest.partition("_")
     if scheme != TOKEN_PREFIX or not prefix or not secret:
         return None, "Malformed token: expected baton_<prefix>_<secret>."
-    token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first()
+    token = find(prefix)
     if token is None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
         return None, "Unknown token."
     now = timezone.now()

@@ -15,7 +15,7 @@ from workflows.models import Handoff
 from workflows.permissions import holds_handoff, user_group_ids
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from django.db.models import QuerySet
 
@@ -55,16 +55,25 @@ def may_view_all(user: User) -> bool:
     return user.is_active and user.has_perm("approvals.view_all_approvalrequest")
 
 
-def may_view(request: ApprovalRequest, user: User) -> bool:
+def may_view(
+    request: ApprovalRequest,
+    user: User,
+    *,
+    read_handoffs: Callable[[ApprovalRequest], list[Handoff]] | None = None,
+) -> bool:
     """The requester, whoever held, may hold or closed (acted on) one of its handoffs,
     people who see everything, and, while a delegation reaches it, the delegate of someone
-    it waits for (`delegators_waiting`): once the delegation ends, so does that view."""
+    it waits for (`delegators_waiting`): once the delegation ends, so does that view.
+    `read_handoffs` reads all of the request's handoffs, only when they are needed (the
+    API passes its plain-SQL read); the rule is the same whoever reads them."""
     if not user.is_active:
         return False
     if request.requester_id == user.pk or may_view_all(user):
         return True
     groups = user_group_ids(user)
-    handoffs = list(Handoff.objects.for_instance(request))
+    handoffs = (
+        list(Handoff.objects.for_instance(request)) if read_handoffs is None else read_handoffs(request)
+    )
     for handoff in handoffs:
         if (
             handoff.assignee_id == user.pk

@@ -29,7 +29,8 @@ per side, each on its own requests), in windows alternating the sides (transitio
   The throttle is raised (`API_RATE`) so it never refuses the bench; the requests carry
   `X-Forwarded-Proto: https`, as behind the TLS proxy production expects (else it would
   redirect). Printed: actions/s and latency p50/p99 per side, and rest/raw-pub
-  (target >= 0.25). Verified: every audit chain intact, and per side the chains hold
+  (target >= 0.25); gunicorn's CPU (master and workers) per REST action, to set beside
+  the profile of one action in one process. Verified: every audit chain intact, and per side the chains hold
   exactly the transitions the clients counted.
 
 (b) `--waiters` clients, each on a request of its own, each `GET /api/v1/requests/{id}/wait/
@@ -243,11 +244,18 @@ def _actions(args: argparse.Namespace, dsn: str, seed: Seed) -> tuple[dict[str, 
         print(f"  {len(processes)} clients ready; gunicorn with {args.gunicorn_workers} sync workers")
         start.value = time.monotonic() + 0.5
         go.set()
+        server_cpu = _tree_cpu_seconds(server.pid)
         results = [out.get(timeout=args.seconds * 2 + 600) for _ in processes]
+        server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
         for process in processes:
             process.join(timeout=30)
     finally:
         _stop(server)
+    rest_done = sum(r.done for r in results if r.side == "rest")
+    if rest_done:
+        # gunicorn does nothing but the REST side's actions: its CPU per action, beside the
+        # profile of one action in one process, says whether the server or the waiting bounds it.
+        print(f"  gunicorn CPU: {server_cpu * 1000 / rest_done:.2f} ms per REST action ({rest_done} actions)")
     sides = {
         side: SideResult(
             name=side,
@@ -424,6 +432,21 @@ async def _hold_and_decide(
     print(f"  decided {len(ids)} requests at {len(ids) / (time.monotonic() - began):.0f}/s")
     results = await asyncio.gather(*tasks, return_exceptions=True)
     return [r if isinstance(r, tuple) else (0.0, 0, "") for r in results]
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) of `pid` and its living descendants (gunicorn's workers)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += _cpu_seconds(current)
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+        except OSError:  # ended meanwhile
+            continue
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -21,8 +21,12 @@ from approvals.api.representations import request_representation, request_summar
 from approvals.expiry import expiry_terms
 from approvals.models import ApprovalRequest, RequestType, State
 from approvals.route.enter import route_simulate
-from approvals.selectors.api import request_detail, request_detail_of, requests_visible
-from approvals.selectors.request_page import request_visible
+from approvals.selectors.api import (
+    request_detail,
+    request_detail_of,
+    request_visible_row,
+    requests_visible,
+)
 from approvals.services import request_act, request_create
 from workflows import errors
 
@@ -274,7 +278,7 @@ class RequestAction(ApiView):
         user = self.caller(request)
         # Only visibility and the version are needed before acting: the full detail (history,
         # decisions, options) is read once, for the answer.
-        target = request_visible(request_id=pk, user=user)
+        target = request_visible_row(request_id=pk, user=user)
         if target is None:
             raise errors.NotFound(f"Request {pk} does not exist, or is not yours to see.")
         body = s.ActionSerializer(data=request.data)
