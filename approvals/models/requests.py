@@ -102,8 +102,11 @@ class ApprovalRequest(WorkflowModel):
     """
 
     request_type = models.ForeignKey(RequestType, on_delete=models.PROTECT, related_name="requests")
+    # No single-column index on requester / policy_version: request_by_requester and
+    # request_by_policy_version lead with them; every write of a request (insert, submit,
+    # decide: none can be a HOT update, state and updated_at are indexed) paid for both.
     requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests", db_index=False
     )
     title = models.CharField(max_length=TITLE_MAX)
     description = models.TextField(blank=True)
@@ -111,7 +114,12 @@ class ApprovalRequest(WorkflowModel):
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
     revision = models.PositiveIntegerField(default=1)
     policy_version = models.ForeignKey(
-        PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+        PolicyVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        db_index=False,
     )
     stage_index = models.PositiveSmallIntegerField(null=True, blank=True)
     stage_slots = models.JSONField(default=list, blank=True)
@@ -339,7 +347,10 @@ class RequestRevision(models.Model):
     `diff` lists what changed from the revision before: [{field, before, after}].
     """
 
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="revisions")
+    # The unique request_revision_number (request, number) serves lookups by request.
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="revisions", db_index=False
+    )
     number = models.PositiveIntegerField()
     title = models.CharField(max_length=TITLE_MAX)
     description = models.TextField(blank=True)
@@ -368,7 +379,11 @@ class Decision(models.Model):
         REJECT = "reject", "Rejected"
         REQUEST_CHANGES = "request_changes", "Asked for changes"
 
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    # The unique decision_once_per_stage (request, revision, stage_name, principal) serves
+    # lookups by request and by (request, revision): no index of their own.
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="decisions", db_index=False
+    )
     revision = models.PositiveIntegerField()
     stage_index = models.PositiveSmallIntegerField()
     stage_name = models.CharField(max_length=50)
@@ -381,7 +396,6 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["request", "id"]
-        indexes = [models.Index(fields=["request", "revision"], name="decision_by_request_revision")]
         constraints = [
             # Whatever the policy allows across stages, nobody speaks twice in one stage.
             models.UniqueConstraint(
