@@ -132,11 +132,18 @@ class ApprovalRequest(WorkflowModel):
     # approvals.expiry.request_expire once it passes.
     expires_at = models.DateTimeField(null=True, blank=True)
     on_expiry = models.CharField(max_length=10, choices=OnExpiry.choices, default=OnExpiry.EXPIRE)
+    # Indexed only where set (request_expiry_escalate_*, below): nearly every request
+    # leaves them empty, and a plain index took a NULL entry on each of its writes.
     expiry_escalate_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     expiry_escalate_group = models.ForeignKey(
-        "auth.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "auth.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # When an escalation on expiry handed it on: it escalates once, then waits as usual.
     expiry_escalated_at = models.DateTimeField(null=True, blank=True)
@@ -160,6 +167,17 @@ class ApprovalRequest(WorkflowModel):
             ),
             # The API's list pages by (updated_at, id).
             models.Index(fields=["-updated_at", "-id"], name="request_by_updated"),
+            # For the PROTECT checks when a user or group is deleted.
+            models.Index(
+                fields=["expiry_escalate_user"],
+                name="request_expiry_escalate_user",
+                condition=models.Q(expiry_escalate_user__isnull=False),
+            ),
+            models.Index(
+                fields=["expiry_escalate_group"],
+                name="request_expiry_escalate_group",
+                condition=models.Q(expiry_escalate_group__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -50,3 +50,21 @@ def test_no_index_is_a_prefix_of_another(table: str) -> None:
     redundant = _covered(table)
     # then none is a leading part of another one (it would only cost writes)
     assert redundant == []
+
+
+@pytest.mark.django_db
+def test_expiry_escalation_targets_are_indexed_only_where_set() -> None:
+    # given the migrated schema
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "approvals_approvalrequest")
+    # when the indexes on the expiry escalation targets are listed
+    on = {
+        column: sorted(name for name, c in found.items() if c["index"] and c["columns"] == [column])
+        for column in ("expiry_escalate_user_id", "expiry_escalate_group_id")
+    }
+    # then each has exactly the partial one (PROTECT checks stay indexed; NULLs cost nothing)
+    assert on == {
+        "expiry_escalate_user_id": ["request_expiry_escalate_user"],
+        "expiry_escalate_group_id": ["request_expiry_escalate_group"],
+    }
+    assert {"request_expiry_escalate_user", "request_expiry_escalate_group"} <= _partial()
