@@ -102,8 +102,11 @@ class ApprovalRequest(WorkflowModel):
     """
 
     request_type = models.ForeignKey(RequestType, on_delete=models.PROTECT, related_name="requests")
+    # No single-column index on requester / policy_version: request_by_requester and
+    # request_by_policy_version lead with them; every write of a request (insert, submit,
+    # decide: none can be a HOT update, state and updated_at are indexed) paid for both.
     requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests", db_index=False
     )
     title = models.CharField(max_length=TITLE_MAX)
     description = models.TextField(blank=True)
@@ -111,7 +114,12 @@ class ApprovalRequest(WorkflowModel):
     state = FSMField(default=State.DRAFT, choices=State.choices, protected=True)
     revision = models.PositiveIntegerField(default=1)
     policy_version = models.ForeignKey(
-        PolicyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+        PolicyVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        db_index=False,
     )
     stage_index = models.PositiveSmallIntegerField(null=True, blank=True)
     stage_slots = models.JSONField(default=list, blank=True)
@@ -124,11 +132,18 @@ class ApprovalRequest(WorkflowModel):
     # approvals.expiry.request_expire once it passes.
     expires_at = models.DateTimeField(null=True, blank=True)
     on_expiry = models.CharField(max_length=10, choices=OnExpiry.choices, default=OnExpiry.EXPIRE)
+    # Indexed only where set (request_expiry_escalate_*, below): nearly every request
+    # leaves them empty, and a plain index took a NULL entry on each of its writes.
     expiry_escalate_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     expiry_escalate_group = models.ForeignKey(
-        "auth.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "auth.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # When an escalation on expiry handed it on: it escalates once, then waits as usual.
     expiry_escalated_at = models.DateTimeField(null=True, blank=True)
@@ -152,6 +167,17 @@ class ApprovalRequest(WorkflowModel):
             ),
             # The API's list pages by (updated_at, id).
             models.Index(fields=["-updated_at", "-id"], name="request_by_updated"),
+            # For the PROTECT checks when a user or group is deleted.
+            models.Index(
+                fields=["expiry_escalate_user"],
+                name="request_expiry_escalate_user",
+                condition=models.Q(expiry_escalate_user__isnull=False),
+            ),
+            models.Index(
+                fields=["expiry_escalate_group"],
+                name="request_expiry_escalate_group",
+                condition=models.Q(expiry_escalate_group__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -339,7 +365,10 @@ class RequestRevision(models.Model):
     `diff` lists what changed from the revision before: [{field, before, after}].
     """
 
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="revisions")
+    # The unique request_revision_number (request, number) serves lookups by request.
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="revisions", db_index=False
+    )
     number = models.PositiveIntegerField()
     title = models.CharField(max_length=TITLE_MAX)
     description = models.TextField(blank=True)
@@ -368,7 +397,11 @@ class Decision(models.Model):
         REJECT = "reject", "Rejected"
         REQUEST_CHANGES = "request_changes", "Asked for changes"
 
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    # The unique decision_once_per_stage (request, revision, stage_name, principal) serves
+    # lookups by request and by (request, revision): no index of their own.
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="decisions", db_index=False
+    )
     revision = models.PositiveIntegerField()
     stage_index = models.PositiveSmallIntegerField()
     stage_name = models.CharField(max_length=50)
@@ -381,7 +414,6 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["request", "id"]
-        indexes = [models.Index(fields=["request", "revision"], name="decision_by_request_revision")]
         constraints = [
             # Whatever the policy allows across stages, nobody speaks twice in one stage.
             models.UniqueConstraint(

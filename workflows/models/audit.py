@@ -40,16 +40,21 @@ class AuditEntry(models.Model):
         HANDOFF = "handoff", "Handoff"
         NOTE = "note", "Note"
 
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # No single-column index on these three keys: audit_entry_chain_position, audit_by_actor
+    # and audit_by_behalf lead with them and serve the same lookups (PROTECT checks too);
+    # each extra index cost every appended entry a B-tree insert (issue 6).
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+", db_index=False)
     object_id = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=Kind.choices)
     action = models.CharField(max_length=100)
     source = models.CharField(max_length=50, blank=True)
     target = models.CharField(max_length=50, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     on_behalf_of = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     comment = models.TextField(blank=True)
     data = models.JSONField(default=dict)

@@ -34,7 +34,8 @@ class Handoff(models.Model):
         REASSIGNED = "reassigned", "Reassigned"
         SUPERSEDED = "superseded", "No longer needed"
 
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
+    # handoff_by_instance (content_type, object_id) serves every lookup by content type.
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, db_index=False)
     object_id = models.CharField(max_length=64)
     stage = models.CharField(max_length=100, blank=True)
     # The place in the workflow this handoff fills (e.g. one approver of a stage); a
