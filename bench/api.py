@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.autoanalyze import AutoAnalyze  # noqa: E402
 from bench.transitions import (  # noqa: E402
     CHANGE_COMMENT,
     IN_REVIEW,
@@ -245,8 +246,10 @@ def _actions(args: argparse.Namespace, dsn: str, seed: Seed) -> tuple[dict[str, 
         start.value = time.monotonic() + 0.5
         go.set()
         server_cpu = _tree_cpu_seconds(server.pid)
-        results = [out.get(timeout=args.seconds * 2 + 600) for _ in processes]
+        with AutoAnalyze(dsn) as analyzer:
+            results = [out.get(timeout=args.seconds * 2 + 600) for _ in processes]
         server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
+        print(f"  {analyzer.describe()}")
         for process in processes:
             process.join(timeout=30)
     finally:

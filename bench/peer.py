@@ -78,6 +78,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/peer.py`
     sys.path.insert(0, str(ROOT))
 
+from bench.autoanalyze import AutoAnalyze  # noqa: E402
+
 DB_NAME = "baton_peer"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 SETTINGS = "bench.peer_settings"
@@ -568,12 +570,14 @@ def _run(
         start.value = time.monotonic() + 0.5
         go.set()
         client = redis.Redis.from_url(redis_url)
-        for window in windows:
-            time.sleep(max(0.0, start.value + window.measure - time.monotonic()))
-            before = _redis_cpu(client)
-            time.sleep(max(0.0, start.value + window.end - time.monotonic()))
-            redis_cpu[window.side] += _redis_cpu(client) - before
+        with AutoAnalyze(os.environ["DATABASE_URL"]) as analyzer:
+            for window in windows:
+                time.sleep(max(0.0, start.value + window.measure - time.monotonic()))
+                before = _redis_cpu(client)
+                time.sleep(max(0.0, start.value + window.end - time.monotonic()))
+                redis_cpu[window.side] += _redis_cpu(client) - before
         client.close()
+        print(f"  {analyzer.describe()}")
     results = [out.get(timeout=120) for _ in processes]
     for process in processes:
         process.join(timeout=30)

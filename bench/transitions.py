@@ -81,6 +81,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python bench/transitions.py`
     sys.path.insert(0, str(ROOT))
 
+from bench.autoanalyze import AutoAnalyze  # noqa: E402
+
 DB_NAME = "baton_bench"
 TARGET_RATIO = 0.5
 CHANNEL_PREFIX = "baton-bench"
@@ -834,12 +836,14 @@ def _run(
     go.set()
     redis_cpu = dict.fromkeys(SIDES, 0.0)
     client = redis.Redis.from_url(redis_url)
-    for window in windows:
-        time.sleep(max(0.0, start.value + window.measure - time.monotonic()))
-        before = _redis_cpu(client)
-        time.sleep(max(0.0, start.value + window.end - time.monotonic()))
-        redis_cpu[window.side] += _redis_cpu(client) - before
+    with AutoAnalyze(dsn) as analyzer:
+        for window in windows:
+            time.sleep(max(0.0, start.value + window.measure - time.monotonic()))
+            before = _redis_cpu(client)
+            time.sleep(max(0.0, start.value + window.end - time.monotonic()))
+            redis_cpu[window.side] += _redis_cpu(client) - before
     client.close()
+    print(f"  {analyzer.describe()}")
     results = [out.get(timeout=120) for _ in processes]
     for process in processes:
         process.join(timeout=30)
