@@ -12,8 +12,7 @@ PostgreSQL (tests/approvals/api/test_representation_rows.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -22,69 +21,8 @@ from django.db import models
 from accounts.models import ApiToken
 from approvals.models import ApprovalRequest, Decision, RequestRevision
 from workflows.models import AuditEntry, Handoff
-from workflows.sql import pk_value, table_of
-from workflows.sql.tables import Table, db_of
-
-M = TypeVar("M", bound=models.Model)
-
-
-def _statement(model: type[models.Model], related: Sequence[str]) -> tuple[str, list[tuple[str, str, Table]]]:
-    """`SELECT` of every column of `model` and of the rows its foreign keys `related` point
-    to (LEFT JOINed under aliases r0, r1...), up to `WHERE` (the caller's)."""
-    db = db_of()
-    table = table_of(model, db)
-    select, joins = [table.columns], []
-    links: list[tuple[str, str, Table]] = []
-    for index, name in enumerate(related):
-        fk = model._meta.get_field(name)
-        assert isinstance(fk, models.ForeignKey), f"{model._meta.label}.{name} is not a foreign key"
-        target_model = fk.related_model
-        assert isinstance(target_model, type)
-        target = table_of(target_model, db)
-        alias = f"r{index}"
-        select.append(target.columns.replace(f"{target.name}.", f"{alias}."))
-        joins.append(
-            f"LEFT JOIN {target.name} {alias} ON {alias}.{target.pk_column} = "
-            f"{table.name}.{table.quote(fk.column)}"
-        )
-        links.append((fk.name, fk.attname, target))
-    head = f"SELECT {', '.join(select)} FROM {table.name} {' '.join(joins)}"  # noqa: S608  # nosec B608  # identifiers come from model metadata, quoted
-    return head, links
-
-
-def rows_related(
-    model: type[M], *, related: Sequence[str], where: str, params: Sequence[Any], order_by: str
-) -> list[M]:
-    """`model`'s rows WHERE `where` (plain SQL with %s placeholders, columns named as
-    `column(model, name)` gives them), ORDER BY `order_by`, each with the rows its foreign
-    keys `related` point to attached (None where the key is null): select_related's rows,
-    in one statement."""
-    db = db_of()
-    table = table_of(model, db)
-    head, links = _statement(model, related)
-    sql = f"{head} WHERE {where} ORDER BY {order_by}"
-    with db.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        fetched = cursor.fetchall()
-    found: list[M] = []
-    width = len(table.fields)
-    # A history names the same few people on every entry: each is built once per read
-    # (building a wide user row was a tenth of an action's CPU), its rows share it.
-    built: dict[tuple[str, Any], models.Model] = {}
-    for row in fetched:
-        instance = table.build(row, db)
-        offset = width
-        for name, attname, target in links:
-            attached = None
-            key = getattr(instance, attname)
-            if key is not None:
-                attached = built.get((name, key))
-                if attached is None:
-                    attached = built[(name, key)] = target.build(row, db, offset)
-            setattr(instance, name, attached)
-            offset += len(target.fields)
-        found.append(instance)  # type: ignore[arg-type]
-    return found
+from workflows.sql import pk_value, rows_related, table_of
+from workflows.sql.tables import db_of
 
 
 def column(model: type[models.Model], name: str) -> str:

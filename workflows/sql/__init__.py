@@ -18,6 +18,7 @@ from workflows.sql.rows import (
     row_update,
     rows_insert,
     rows_insert_grouped,
+    rows_related,
     rows_select,
     rows_update,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "row_update",
     "rows_insert",
     "rows_insert_grouped",
+    "rows_related",
     "rows_select",
     "rows_update",
     "table_of",

@@ -16,18 +16,18 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from workflows.sql.tables import M, Table, concrete_field, db_of, pk_value, table_of
 
+Link = tuple["models.ForeignKey[Any, Any]", Table]
 
-def row_lock(model: type[M], pk: Any, *, related: Sequence[str] = ()) -> M | None:
-    """SELECT ... FOR UPDATE one row (only that row is locked), with the rows its foreign
-    keys `related` point to joined in and attached to it. None when there is no such row.
 
-    On SQLite the transaction already holds the write lock (IMMEDIATE), so no FOR UPDATE.
-    """
-    db = db_of()
+def _joined(
+    model: type[models.Model], related: Sequence[str], db: BaseDatabaseWrapper
+) -> tuple[str, list[Link]]:
+    """`SELECT` of every column of `model` and of the rows its foreign keys `related` point
+    to (LEFT JOINed under aliases r0, r1...), up to `WHERE`; and each key with its table."""
     table = table_of(model, db)
     select = [table.columns]
     joins = []
-    links: list[tuple[models.ForeignKey[Any, Any], Table]] = []
+    links: list[Link] = []
     for index, name in enumerate(related):
         fk = model._meta.get_field(name)
         assert isinstance(fk, models.ForeignKey), f"{model._meta.label}.{name} is not a foreign key"
@@ -40,23 +40,69 @@ def row_lock(model: type[M], pk: Any, *, related: Sequence[str] = ()) -> M | Non
             f"LEFT JOIN {target.name} {alias} ON {alias}.{target.pk_column} = {table.name}.{table.quote(Table._column(fk))}"
         )
         links.append((fk, target))
-    sql = f"SELECT {', '.join(select)} FROM {table.name} {' '.join(joins)} WHERE {table.name}.{table.pk_column} = %s"  # nosec B608  # identifiers come from model metadata, quoted; values are parameters
+    return f"SELECT {', '.join(select)} FROM {table.name} {' '.join(joins)}", links  # nosec B608  # identifiers come from model metadata, quoted
+
+
+def _built(
+    row: Sequence[Any],
+    table: Table,
+    links: list[Link],
+    db: BaseDatabaseWrapper,
+    shared: dict[tuple[str, Any], models.Model] | None = None,
+) -> models.Model:
+    """The instance of `row` with the related rows attached (None where a key is null);
+    a related row already in `shared` (by key name and value) is reused, not built again."""
+    instance = table.build(row, db)
+    offset = len(table.fields)
+    for fk, target in links:
+        key = getattr(instance, fk.attname)
+        attached = None
+        if key is not None:
+            attached = shared.get((fk.name, key)) if shared is not None else None
+            if attached is None:
+                attached = target.build(row, db, offset)
+                if shared is not None:
+                    shared[(fk.name, key)] = attached
+        setattr(instance, fk.name, attached)
+        offset += len(target.fields)
+    return instance
+
+
+def row_lock(model: type[M], pk: Any, *, related: Sequence[str] = ()) -> M | None:
+    """SELECT ... FOR UPDATE one row (only that row is locked), with the rows its foreign
+    keys `related` point to joined in and attached to it. None when there is no such row.
+
+    On SQLite the transaction already holds the write lock (IMMEDIATE), so no FOR UPDATE.
+    """
+    db = db_of()
+    table = table_of(model, db)
+    head, links = _joined(model, related, db)
+    sql = f"{head} WHERE {table.name}.{table.pk_column} = %s"
     if db.features.has_select_for_update:
-        sql += f" FOR UPDATE OF {table.name}" if joins else " FOR UPDATE"
+        sql += f" FOR UPDATE OF {table.name}" if links else " FOR UPDATE"
     with db.cursor() as cursor:
         cursor.execute(sql, [pk_value(model, pk)])
         row = cursor.fetchone()
     if row is None:
         return None
-    instance = table.build(row, db)
-    offset = len(table.fields)
-    for fk, target in links:
-        if getattr(instance, fk.attname) is None:
-            setattr(instance, fk.name, None)
-        else:
-            setattr(instance, fk.name, target.build(row, db, offset))
-        offset += len(target.fields)
-    return instance  # type: ignore[return-value]
+    return _built(row, table, links, db)  # type: ignore[return-value]
+
+
+def rows_related(
+    model: type[M], *, related: Sequence[str], where: str, params: Sequence[Any], order_by: str
+) -> list[M]:
+    """`model`'s rows WHERE `where` (plain SQL with %s placeholders), ORDER BY `order_by`,
+    each with the rows its foreign keys `related` point to attached (None where the key is
+    null): select_related's rows, in one statement. A related row named by many rows (the
+    same few people on every entry of a history) is built once and shared by them."""
+    db = db_of()
+    table = table_of(model, db)
+    head, links = _joined(model, related, db)
+    with db.cursor() as cursor:
+        cursor.execute(f"{head} WHERE {where} ORDER BY {order_by}", list(params))
+        fetched = cursor.fetchall()
+    shared: dict[tuple[str, Any], models.Model] = {}
+    return [_built(row, table, links, db, shared) for row in fetched]  # type: ignore[misc]
 
 
 def rows_select(model: type[M], *, where: str, params: Sequence[Any], order_by: str = "") -> list[M]:
