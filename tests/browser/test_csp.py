@@ -121,6 +121,12 @@ def test_log_out_everywhere_from_the_account_page(new_page: Callable[[], Page]) 
     laptop, phone = new_page(), new_page()
     _log_in(laptop, "rita")
     _log_in(phone, "rita")
+    # (each device's start page has its live socket up: the test database is SQLite in
+    # shared-cache memory, where a socket reading the session table while the log-out
+    # deletes from it fails with "table is locked"; a file in WAL mode, as `make run`
+    # uses, and PostgreSQL let both go on)
+    for device in (laptop, phone):
+        expect(device.locator("body[data-live-connected='1']")).to_have_count(1)
     # when she presses "Log out everywhere" on her account page, on the laptop
     laptop.get_by_test_id("current-user").click()
     laptop.get_by_test_id("log-out-everywhere").click()
