@@ -22,6 +22,7 @@ from typing import Any
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from workflows.sql.numbered import cursor_for
 from workflows.sql.rows import (
     Statement,
     grouped,
@@ -148,8 +149,8 @@ def _send(db: BaseDatabaseWrapper, run: list[_Write]) -> None:
                 keyed.append(f"SELECT {index}, {statement.table.pk_column} FROM w{index}")  # nosec B608  # identifiers come from model metadata, quoted
         # Every data-modifying CTE runs once, to completion, whether or not it is read.
         sql = f"WITH {', '.join(parts)} {' UNION ALL '.join(keyed) or 'SELECT NULL, NULL'}"
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
+    with cursor_for(db, sql, params) as (cursor, text):
+        cursor.execute(text, params)
         rows = cursor.fetchall() if any(s.returns_keys for s in statements) else []
     for index, (write, statement) in enumerate(zip(run, statements, strict=True)):
         if not statement.returns_keys:
