@@ -4,37 +4,34 @@ keyset, with the counts the navigation shows.
 
 A fixed number of queries whatever the page size or the data size (tests pin it;
 bench/inbox measures it on a million requests): the person's groups and delegators, the
-page of handoffs, their requests, and the counts.
-
-The filtering, ordering and paging of open handoffs here are public: the team view
-(approvals.selectors.team) offers the same filters over its team's items.
+page of handoffs with their requests, and the counts; the last two in plain SQL
+(approvals.selectors.handoff_sql, which the team view shares for the same filters).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import Group
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import CharField, Count, F, Q, QuerySet
-from django.db.models.functions import Cast
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import Delegation, User
 from accounts.roles import ROLE_PERMISSIONS
-from approvals.models import ApprovalRequest, Notification, SavedView
-from workflows.models import Handoff
+from approvals.models import Notification, SavedView
+from approvals.selectors import handoff_sql
+from approvals.selectors.handoff_sql import DUE_SOON, Where
 from workflows.permissions import user_group_ids
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-DUE_SOON = timedelta(hours=24)
+    from approvals.models import ApprovalRequest
+    from workflows.models import Handoff
+
 SORTS = ("due", "oldest", "newest")
 # "snoozed": the viewer's own items put aside until a follow-up time (left out of the others).
 VIEWS = ("all", "mine", "queue", "delegated", "snoozed")
@@ -114,32 +111,25 @@ class Reach:
     delegators: dict[int, User]
     scopes: dict[int, frozenset[str] | None] = field(default_factory=dict)
 
-    def holder_q(self, view: str = "all") -> Q:
+    def holders(self, view: str = "all") -> Where:
+        """Whose open handoffs `view` shows (all: every one the person may see)."""
+        mine = Where().add("h.assignee_id = %s", self.user.pk)
         if view in ("mine", "snoozed"):
-            return Q(assignee=self.user)
-        queue = Q(assignee__isnull=True, candidate_group_id__in=self.group_ids)
+            return mine
+        groups, params = handoff_sql.values_in("h.candidate_group_id", sorted(self.group_ids))
+        queue = Where().add("h.assignee_id IS NULL").add(groups, *params)
         if view == "queue":
             return queue
         if view == "delegated":
-            return self.delegated_q()
-        return Q(assignee=self.user) | queue | self.delegated_q()
+            return self.delegated
+        return handoff_sql.any_of([mine, queue, self.delegated])
 
-    def delegated_q(self) -> Q:
+    @cached_property
+    def delegated(self) -> Where:
         """What waits for each delegator, of the types their delegation reaches, never a
         request of their own (nobody acts for a requester on it): as the service rules.
         Made once per reach (a page reads it twice: its rows and its counts)."""
-        return self._delegated
-
-    @cached_property
-    def _delegated(self) -> Q:
-        found = Q(assignee_id__in=[])
-        for delegator_id in self.delegators:
-            held = Q(assignee_id=delegator_id) & ~Q(object_id__in=request_keys(Q(requester_id=delegator_id)))
-            scope = self.scopes.get(delegator_id)
-            if scope is not None:
-                held &= Q(object_id__in=request_keys(Q(request_type__slug__in=sorted(scope))))
-            found |= held
-        return found
+        return handoff_sql.any_of([handoff_sql.held_for(d, self.scopes.get(d)) for d in self.delegators])
 
 
 def inbox_reach(user: User) -> Reach:
@@ -157,135 +147,39 @@ def inbox_reach(user: User) -> Reach:
     return Reach(user=user, group_ids=user_group_ids(user), delegators=delegators, scopes=scopes)
 
 
-def awake(now: datetime) -> Q:
-    """Handoffs not put aside by their holder at `now` (a snooze that ended counts as awake)."""
-    return Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now)
-
-
-def open_request_handoffs() -> QuerySet[Handoff]:
-    """Every open handoff of an approval request."""
-    content_type = ContentType.objects.get_for_model(ApprovalRequest)
-    return Handoff.objects.filter(content_type=content_type, closed_at__isnull=True)
-
-
-def request_keys(condition: Q) -> QuerySet[Any, Any]:
-    """The keys (as handoffs store them) of the requests meeting `condition`: a subquery."""
-    return (
-        ApprovalRequest.objects.filter(condition)
-        .annotate(key=Cast("pk", output_field=CharField()))
-        .values("key")
-    )
-
-
-def _request_filter(filters: InboxFilter) -> Q | None:
-    """The filters that are about the request, as a condition on handoffs (a semi-join on
-    the request's key), or None when there are none."""
-    q = Q()
-    if filters.request_type:
-        q &= Q(request_type__slug=filters.request_type)
-    if filters.requester:
-        q &= Q(requester__username=filters.requester)
-    text = filters.q.strip()
-    if text:
-        ref = text.upper().removeprefix("REQ-")
-        found = (
-            Q(title__icontains=text)
-            | Q(requester__first_name__icontains=text)
-            | Q(requester__last_name__icontains=text)
-            | Q(requester__username__iexact=text)
-        )
-        if ref.isdigit():
-            found |= Q(pk=int(ref))
-        q &= found
-    if not q:
-        return None
-    return Q(object_id__in=request_keys(q))
-
-
-def handoffs_filtered(query: QuerySet[Handoff], filters: InboxFilter, now: datetime) -> QuerySet[Handoff]:
-    """`query` narrowed by the filter's group, stage, due date, type, requester and search text."""
-    if filters.group:
-        query = query.filter(candidate_group__name=filters.group)
-    if filters.stage:
-        query = query.filter(stage=filters.stage)
-    if filters.due == "overdue":
-        query = query.filter(due_at__lt=now)
-    elif filters.due == "soon":
-        query = query.filter(due_at__gte=now, due_at__lt=now + DUE_SOON)
-    elif filters.due == "none":
-        query = query.filter(due_at__isnull=True)
-    about_request = _request_filter(filters)
-    return query.filter(about_request) if about_request is not None else query
-
-
-def handoff_order(filters: InboxFilter) -> tuple[str, list[Any]]:
-    """The column the filter's sort pages on, and the full ordering (ties broken by id)."""
-    if filters.sort == "oldest":
-        return "opened_at", [F("opened_at").asc(), F("id").asc()]
-    if filters.sort == "newest":
-        return "opened_at", [F("opened_at").desc(), F("id").desc()]
-    return "due_at", [F("due_at").asc(nulls_last=True), F("id").asc()]
-
-
-def cursor_of(handoff: Handoff, filters: InboxFilter) -> str:
-    column, _ = handoff_order(filters)
-    value = getattr(handoff, column)
-    return f"{value.isoformat() if value else ''}|{handoff.pk}"
-
-
-def handoffs_after(query: QuerySet[Handoff], filters: InboxFilter, cursor: str) -> QuerySet[Handoff]:
-    """The rows after `cursor` in the filter's order (a malformed cursor starts over)."""
-    raw_value, _, raw_id = cursor.partition("|")
-    value = parse_datetime(raw_value) if raw_value else None
-    if not raw_id.isdigit() or (raw_value and value is None):
-        return query
-    last = int(raw_id)
-    if filters.sort == "newest":
-        return query.filter(Q(opened_at__lt=value) | Q(opened_at=value, id__lt=last))
-    if filters.sort == "oldest":
-        return query.filter(Q(opened_at__gt=value) | Q(opened_at=value, id__gt=last))
-    if value is None:  # among the items without a due date, which come last
-        return query.filter(due_at__isnull=True, id__gt=last)
-    return query.filter(Q(due_at__gt=value) | Q(due_at=value, id__gt=last) | Q(due_at__isnull=True))
-
-
-def handoffs_page(query: QuerySet[Handoff], order: list[Any], limit: int) -> list[Handoff]:
-    """The first `limit` handoffs of `query` in `order`, with their holders (one query).
-
-    The page is chosen first (a subquery of ids) and only its rows are joined to their
-    assignee and group: joined before the sort, every matching row was (a hash of all
-    users, half the page's time at a million requests: bench/inbox)."""
-    page = query.order_by(*order).values("pk")[:limit]
-    # The reminders' schedule (a JSON list decoded per row) is not shown by any list.
-    return list(
-        Handoff.objects.filter(pk__in=page)
-        .select_related("assignee", "candidate_group")
-        .defer("reminders_at")
-        .order_by(*order)
+def handoffs_filtered(filters: InboxFilter, now: datetime) -> Where:
+    """The filter's group, stage, due date, type, requester and search text as conditions
+    on open handoffs (the team view offers the same filters)."""
+    return handoff_sql.filtered(
+        request_type=filters.request_type,
+        group=filters.group,
+        stage=filters.stage,
+        requester=filters.requester,
+        due=filters.due,
+        q=filters.q,
+        now=now,
     )
 
 
 def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
-    active = awake(moment)
-    # The rows are those the person may see (holder_q, with the delegations' rules); among
-    # them, a delegator's item is one held by a delegator (nobody delegates to themselves:
-    # a check constraint), so the count's own filter need not repeat the rules' subqueries
-    # (compiling them again was a tenth of the inbox page's CPU, profiled).
-    held_for_others = Q(assignee_id__in=sorted(reach.delegators))
-    found = (
-        open_request_handoffs()
-        .filter(reach.holder_q())
-        .aggregate(
-            mine=Count("id", filter=reach.holder_q("mine") & active),
-            queue=Count("id", filter=reach.holder_q("queue") & active),
-            delegated=Count("id", filter=held_for_others & active),
-            overdue=Count("id", filter=Q(due_at__lt=moment) & active),
-            snoozed=Count("id", filter=reach.holder_q("mine") & ~active),
-        )
+    active = handoff_sql.awake(moment)
+    # The rows are those the person may see (the delegations' rules included); among them,
+    # a delegator's item is one held by a delegator (nobody delegates to themselves: a
+    # check constraint), so the count's own filter need not repeat the rules' subqueries.
+    delegators, params = handoff_sql.values_in("h.assignee_id", sorted(reach.delegators))
+    found = handoff_sql.counts(
+        handoff_sql.open_request_handoffs().also(reach.holders()),
+        {
+            "mine": reach.holders("mine").also(active),
+            "queue": reach.holders("queue").also(active),
+            "delegated": Where().add(delegators, *params).also(active),
+            "overdue": Where().add("h.due_at < %s", handoff_sql.moment(moment)).also(active),
+            "snoozed": reach.holders("mine").also(handoff_sql.asleep(moment)),
+        },
     )
-    return InboxCounts(**{k: int(v or 0) for k, v in found.items()})
+    return InboxCounts(**found)
 
 
 def inbox_page(
@@ -296,63 +190,47 @@ def inbox_page(
     limit: int = 50,
     reach: Reach | None = None,
 ) -> InboxPage:
-    """One page of the inbox of `user` with its counts."""
+    """One page of the inbox of `user` with its counts (two statements, after the reach's)."""
     filters = filters or InboxFilter()
     reach = reach or inbox_reach(user)
     now = timezone.now()
-    base = open_request_handoffs().filter(reach.holder_q(filters.view))
-    base = base.exclude(awake(now)) if filters.view == "snoozed" else base.filter(awake(now))
-    query = handoffs_filtered(base, filters, now)
-    if cursor:
-        query = handoffs_after(query, filters, cursor)
-    _, order = handoff_order(filters)
-    handoffs = handoffs_page(query, order, limit + 1)
-    more = len(handoffs) > limit
-    handoffs = handoffs[:limit]
-    rows = inbox_rows(handoffs, now=now, delegators=reach.delegators)
+    where = handoff_sql.open_request_handoffs().also(
+        reach.holders(filters.view),
+        handoff_sql.asleep(now) if filters.view == "snoozed" else handoff_sql.awake(now),
+        handoffs_filtered(filters, now),
+        handoff_sql.after(filters.sort, cursor) if cursor else Where(),
+    )
+    found = handoff_sql.page_rows(where, sort=filters.sort, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
     return InboxPage(
-        rows=rows,
+        rows=inbox_rows(found, now=now, delegators=reach.delegators),
         counts=inbox_counts(reach, now=now),
-        next_cursor=cursor_of(handoffs[-1], filters) if more and handoffs else "",
+        next_cursor=handoff_sql.cursor_of(found[-1].handoff, filters.sort) if more and found else "",
         filter=filters,
     )
 
 
 def inbox_rows(
-    handoffs: Iterable[Handoff], *, now: datetime, delegators: Mapping[int, User] | None = None
+    found: Iterable[handoff_sql.Row], *, now: datetime, delegators: Mapping[int, User] | None = None
 ) -> list[InboxRow]:
-    """The handoffs with their requests (one query), due flags, and whose they are when
-    they wait for one of `delegators` (who delegated their work to the viewer)."""
-    handoffs = list(handoffs)
+    """The page's handoffs with their requests (those whose request is gone left out),
+    due flags, and whose they are when they wait for one of `delegators` (who delegated
+    their work to the viewer)."""
     delegators = delegators or {}
-    # The lists show the request's reference, title, type and requester: its policy
-    # version (a JSON document decoded per row), payload, and its type's payload schema
-    # (another JSON document, decoded again for every row of the same type) are left out.
-    requests_by_id = (
-        ApprovalRequest.objects.select_related("requester", "request_type")
-        .defer(
-            "payload",
-            "description",
-            "outputs",
-            "stage_slots",
-            "request_type__payload_schema",
-            "request_type__description",
-        )
-        .in_bulk([int(h.object_id) for h in handoffs])
-    )
     rows = []
-    for handoff in handoffs:
-        request = requests_by_id.get(int(handoff.object_id))
-        if request is None:
+    for row in found:
+        if row.request is None:
             continue
-        due = handoff.due_at
+        due = row.handoff.due_at
+        holder = row.handoff.assignee_id
         rows.append(
             InboxRow(
-                handoff=handoff,
-                request=request,
+                handoff=row.handoff,
+                request=row.request,
                 overdue=due is not None and due < now,
                 due_soon=due is not None and now <= due < now + DUE_SOON,
-                on_behalf_of=delegators.get(handoff.assignee_id) if handoff.assignee_id else None,
+                on_behalf_of=delegators.get(holder) if holder else None,
             )
         )
     return rows

@@ -22,29 +22,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import Group
-from django.db.models import BooleanField, CharField, Count, F, Min, Q, QuerySet, Value
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import ROLE_PERMISSIONS
 from accounts.teams import everyone_in_teams, team_members
-from approvals.selectors.inbox import (
-    InboxFilter,
-    InboxRow,
-    cursor_of,
-    handoff_order,
-    handoffs_after,
-    handoffs_filtered,
-    handoffs_page,
-    inbox_rows,
-    open_request_handoffs,
-)
+from approvals.selectors import handoff_sql
+from approvals.selectors.handoff_sql import Where
+from approvals.selectors.inbox import InboxFilter, InboxRow, handoffs_filtered, inbox_rows
+from workflows.models import Handoff
 from workflows.permissions import may_reassign
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from workflows.models import Handoff
 
 REASSIGN_PERMISSION = "workflows.reassign_handoff"
 
@@ -138,49 +129,14 @@ def _links(filters: TeamFilter) -> Callable[..., str]:
     return link
 
 
+def _values_in(column: str, values: list[int]) -> tuple[str, ...]:
+    condition, params = handoff_sql.values_in(column, values)
+    return (condition, *params)
+
+
 def _oldest_first(workloads: list[Workload]) -> list[Workload]:
     """Who has waited longest first; those with nothing open after them, by name."""
     return sorted(workloads, key=lambda w: (w.oldest is None, w.oldest or datetime.min, w.label.lower()))
-
-
-def _counts(
-    base: QuerySet[Handoff], *, held: Q, queued: Q, now: datetime
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
-    """Open, overdue and oldest per member (with their names: a superuser's list is made
-    from these) and per group, in one statement: the two groupings in a UNION ALL."""
-    measures = {
-        "open": Count("id"),
-        "overdue": Count("id", filter=Q(due_at__lt=now)),
-        "oldest": Min("opened_at"),
-    }
-    per_member = (
-        base.filter(held)
-        .values(
-            kind=Value("member"),
-            key=F("assignee_id"),
-            username=F("assignee__username"),
-            first_name=F("assignee__first_name"),
-            last_name=F("assignee__last_name"),
-            is_active=F("assignee__is_active"),
-        )
-        .annotate(**measures)
-        .order_by()
-    )
-    per_group = (
-        base.filter(queued)
-        .values(
-            kind=Value("group"),
-            key=F("candidate_group_id"),
-            username=Value(None, output_field=CharField()),
-            first_name=Value(None, output_field=CharField()),
-            last_name=Value(None, output_field=CharField()),
-            is_active=Value(None, output_field=BooleanField()),
-        )
-        .annotate(**measures)
-        .order_by()
-    )
-    rows: list[dict[str, Any]] = [dict(r) for r in per_member.union(per_group, all=True)]
-    return [r for r in rows if r["kind"] == "member"], {r["key"]: r for r in rows if r["kind"] == "group"}
 
 
 def team_page(
@@ -198,6 +154,11 @@ def team_page(
     if everyone:
         members: list[User] = []
         team_ids = everyone_in_teams().values("pk")
+        # The same people as a condition of the plain statements below.
+        held = Where().add(
+            "h.assignee_id IN (SELECT u.id FROM accounts_user u WHERE u.manager_id IS NOT NULL "
+            "OR u.id IN (SELECT m.user_id FROM accounts_teammembership m))"
+        )
     else:
         # Only what the page shows of each (a user row also carries a password hash and
         # preferences, read 50 times for nothing).
@@ -207,9 +168,15 @@ def team_page(
             .order_by("first_name", "last_name", "username")
         )
         team_ids = [m.pk for m in members]
+        held = Where().add(*_values_in("h.assignee_id", team_ids))
     # 2. the groups: the members', and those their open items were claimed from (two
     # semi-joins: a join to the memberships needed a DISTINCT over thousands of rows)
-    held_from = open_request_handoffs().filter(assignee_id__in=team_ids, candidate_group__isnull=False)
+    held_from = Handoff.objects.filter(
+        content_type_id=handoff_sql.request_content_type(),
+        closed_at__isnull=True,
+        assignee_id__in=team_ids,
+        candidate_group__isnull=False,
+    )
     memberships = User.groups.through.objects.filter(user_id__in=team_ids).values("group_id")
     groups = list(
         Group.objects.filter(
@@ -218,12 +185,11 @@ def team_page(
     )
     group_ids = [g.pk for g in groups]
 
-    base = handoffs_filtered(open_request_handoffs(), filters.items, now)
-    held = Q(assignee_id__in=team_ids)
-    queued = Q(assignee__isnull=True, candidate_group_id__in=group_ids)
+    base = handoff_sql.open_request_handoffs().also(handoffs_filtered(filters.items, now))
+    queued = Where().add("h.assignee_id IS NULL").add(*_values_in("h.candidate_group_id", group_ids))
 
     # 3. per member and per group (one statement)
-    member_counts, group_counts = _counts(base, held=held, queued=queued, now=now)
+    member_counts, group_counts = handoff_sql.workloads(base, held=held, queued=queued, now=now)
 
     by_member = {row["key"]: row for row in member_counts}
     link = _links(filters)
@@ -270,26 +236,32 @@ def team_page(
         if g.name not in role_groups or g.pk in group_counts
     ]
 
-    # 4. the page of items, 5. their requests
+    # 4. the page of items with their requests
     if filters.member:
-        scope = held & Q(assignee__username=filters.member)
+        scope = held.also(
+            Where().add(
+                "h.assignee_id IN (SELECT u.id FROM accounts_user u WHERE u.username = %s)", filters.member
+            )
+        )
     elif filters.group:
-        scope = (held | queued) & Q(candidate_group__name=filters.group)
+        scope = handoff_sql.any_of([held, queued]).also(
+            Where().add(
+                "h.candidate_group_id IN (SELECT g.id FROM auth_group g WHERE g.name = %s)", filters.group
+            )
+        )
     else:
-        scope = held | queued
-    query = base.filter(scope)
-    if cursor:
-        query = handoffs_after(query, filters.items, cursor)
-    _, order = handoff_order(filters.items)
-    handoffs = handoffs_page(query, order, limit + 1)
-    more = len(handoffs) > limit
-    handoffs = handoffs[:limit]
+        scope = handoff_sql.any_of([held, queued])
+    sort = filters.items.sort
+    where = base.also(scope, handoff_sql.after(sort, cursor) if cursor else Where())
+    found = handoff_sql.page_rows(where, sort=sort, limit=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
     return TeamPage(
         members=_oldest_first(member_rows),
         groups=_oldest_first(group_rows),
-        rows=inbox_rows(handoffs, now=now),
+        rows=inbox_rows(found, now=now),
         filter=filters,
-        next_cursor=cursor_of(handoffs[-1], filters.items) if more and handoffs else "",
+        next_cursor=handoff_sql.cursor_of(found[-1].handoff, sort) if more and found else "",
         everyone=everyone,
         people=[(m.username, m.display_name) for m in members if m.is_active],
         group_names=[g.name for g in groups],

@@ -3,17 +3,21 @@ must say what Django's filters and escaping said."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.html import escape
 from django.utils.timesince import timesince
 
+from approvals.forms import InboxFilterForm
 from approvals.selectors.inbox import InboxFilter
 from approvals.selectors.team import TeamFilter, _links
-from approvals.templatetags.listing import _e, _shown, ago, due, workload_row
+from approvals.templatetags.listing import _e, _shown, ago, due, filter_field, workload_row
 
 
 @pytest.mark.parametrize(
@@ -106,3 +110,34 @@ def test_how_long_ago_reads_as_djangos_timesince(language: str) -> None:
     with translation.override(language):
         for moment in moments:
             assert ago(moment, now) == timesince(moment, now)
+
+
+def _tags(markup: str) -> str:
+    """Markup without the whitespace between tags (Django's widget templates add some)."""
+    return re.sub(r">\s+<", "><", markup.strip())
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "request_type=expense&due=overdue&sort=oldest&group=fin%22ance&stage=%3Cb%3E&q=caf%C3%A9",
+        "request_type=nope&due=bogus&requester=" + "x" * 200,
+    ],
+)
+@pytest.mark.django_db
+def test_a_filter_field_is_the_markup_djangos_own_widgets_make(query: str) -> None:
+    # given the inbox's filter form read from a query string (good, odd, and refused values)
+    form = InboxFilterForm(
+        QueryDict(query), types=[("expense", 'Expense <"claims">'), ("purchase", "Purchase order")]
+    )
+    form.is_valid()
+    for name in ("q", "request_type", "due", "sort", "group", "stage", "requester"):
+        field = form[name]
+        # when the tag shows it
+        shown = filter_field(field)
+        # then as Django shows its label, control (value, selection, aria-invalid) and errors
+        errors = "".join(f'<p class="error" role="alert">{escape(e)}</p>' for e in field.errors)
+        invalid = " invalid" if field.errors else ""
+        expected = f'<div class="field{invalid}">{field.label_tag(label_suffix="")}{field}{errors}</div>'
+        assert _tags(shown) == _tags(expected), name

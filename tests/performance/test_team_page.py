@@ -19,9 +19,9 @@ from workflows.services import handoff_claim
 pytestmark = pytest.mark.django_db
 
 # session, user, the manager's roles, the type filter's choices; the members, groups, the
-# counts per member and per group (one statement), the page of items, their requests; the
-# navigation: the manager's delegations, inbox counts, unread notifications
-TEAM_PAGE_STATEMENTS = 12
+# counts per member and per group (one statement), the page of items with their requests;
+# the navigation: the manager's delegations, inbox counts, unread notifications
+TEAM_PAGE_STATEMENTS = 11
 
 
 def _page_statements(client: Client) -> list[str]:

@@ -22,13 +22,16 @@ from workflows.sql.rows import (
     rows_select,
     rows_update,
 )
-from workflows.sql.tables import pk_value, table_of
+from workflows.sql.tables import Picked, db_of, picked, pk_value, table_of
 from workflows.sql.writes import Writes
 
 __all__ = [
+    "Picked",
     "Raw",
     "Writes",
+    "db_of",
     "in_list",
+    "picked",
     "pk_value",
     "row_lock",
     "row_update",

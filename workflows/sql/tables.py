@@ -187,3 +187,45 @@ def pk_value(model: type[models.Model], raw: Any) -> Any:
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(f"{value} is out of range for {model._meta.label}'s key")
     return field.get_db_prep_value(value, db)
+
+
+class Picked:
+    """Some of a model's columns, read under a table alias and built into instances with
+    the rest deferred (`Model.from_db`, as `.only()` builds them), through the same
+    converters as every column here. For lists that show a few columns of many rows."""
+
+    def __init__(self, model: type[models.Model], db: BaseDatabaseWrapper, leave_out: frozenset[str]) -> None:
+        table = table_of(model, db)
+        chosen = [
+            i for i, f in enumerate(table.fields) if f.name not in leave_out and f.attname not in leave_out
+        ]
+        self.model = model
+        self.width = len(chosen)
+        self.attnames = [table.attnames[i] for i in chosen]
+        self.converters = [table.converters[i] for i in chosen]
+        self._columns = [table.quote(Table._column(table.fields[i])) for i in chosen]
+
+    def columns(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{c}" for c in self._columns)
+
+    def build(self, row: Sequence[Any], db: BaseDatabaseWrapper, offset: int = 0) -> models.Model:
+        values = list(row[offset : offset + self.width])
+        for index, convert in enumerate(self.converters):
+            if convert:
+                value = values[index]
+                for function, expression in convert:
+                    value = function(value, expression, db)
+                values[index] = value
+        return self.model.from_db(db.alias, self.attnames, values)
+
+
+picked_known: dict[tuple[int, type[models.Model], frozenset[str]], Picked] = {}
+
+
+def picked(model: type[models.Model], db: BaseDatabaseWrapper, *, leave_out: Sequence[str] = ()) -> Picked:
+    """Every column of `model` but those of the fields named in `leave_out` (cached)."""
+    key = (id(db), model, frozenset(leave_out))
+    found = picked_known.get(key)
+    if found is None:
+        found = picked_known[key] = Picked(model, db, key[2])
+    return found
