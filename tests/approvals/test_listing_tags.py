@@ -17,7 +17,7 @@ from django.utils.timesince import timesince
 from approvals.forms import InboxFilterForm
 from approvals.selectors.inbox import InboxFilter
 from approvals.selectors.team import TeamFilter, _links
-from approvals.templatetags.listing import _e, _shown, ago, due, filter_field, workload_row
+from approvals.templatetags.listing import _e, _shown, ago, due, filter_field, workload_rows
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_a_workload_row_escapes_its_name_and_marks_an_inactive_member() -> None:
         key="a&b", label="<Ann>", open=3, overdue=1, oldest=None, active=False, query="member=a%26b"
     )
     # when the row is built
-    row = workload_row(w, "member")
+    row = str(workload_rows([w], "member"))
     # then escaped, marked overdue and inactive, with a dash for "waiting since"
     assert row.startswith('<tr data-member="a&amp;b" class="overdue">')
     assert '<a href="?member=a%26b">&lt;Ann&gt;</a> <span class="help">(inactive)</span>' in row
@@ -141,3 +141,17 @@ def test_a_filter_field_is_the_markup_djangos_own_widgets_make(query: str) -> No
         invalid = " invalid" if field.errors else ""
         expected = f'<div class="field{invalid}">{field.label_tag(label_suffix="")}{field}{errors}</div>'
         assert _tags(shown) == _tags(expected), name
+
+
+def test_a_lists_dates_read_in_the_language_it_was_rendered_in() -> None:
+    # given a moment, and a list rendered in German while another language is active
+    # (a list reads the language once, not per row)
+    now = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+    moment = now - timedelta(days=40)
+    with translation.override("de"):
+        german_ago, german_date = timesince(moment, now), date_format(moment, "j M Y H:i")
+    # when shown in German under English  /  then in German; and English by default
+    with translation.override("en"):
+        assert ago(moment, now, "de") == german_ago
+        assert _shown(moment, "de") == german_date
+        assert ago(moment, now) == timesince(moment, now)
