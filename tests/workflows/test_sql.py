@@ -239,3 +239,31 @@ def _django_prepares(field: Any, value: Any) -> bool:
 def _comparable(value: Any) -> Any:
     # psycopg's Jsonb wrapper compares by identity: compare what it wraps
     return getattr(value, "obj", value)
+
+
+def test_picked_columns_read_as_the_orms_only_with_the_rest_deferred(requester, request_type):
+    # given a request
+    request = make_request(requester=requester, request_type=request_type, payload={"amount": 5})
+    expected = ApprovalRequest.objects.only("title", "created_at", "requester").get(pk=request.pk)
+    picked = sql.picked(ApprovalRequest, connection, only=("title", "created_at", "requester"))
+
+    # when those columns are read and built
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {picked.columns('r')} FROM approvals_approvalrequest r WHERE r.id = %s",
+            [request.pk],
+        )
+        built = picked.build(cursor.fetchone(), connection)
+
+    # then they hold what the ORM reads, typed alike, and the rest is deferred as .only() leaves it
+    for name in ("id", "title", "created_at", "requester_id"):
+        assert getattr(built, name) == getattr(expected, name), name
+        assert type(getattr(built, name)) is type(getattr(expected, name)), name
+    assert built.get_deferred_fields() == expected.get_deferred_fields()
+    assert "payload" in built.get_deferred_fields()
+    assert not built._state.adding
+
+
+def test_picking_a_column_a_model_lacks_is_refused():
+    with pytest.raises(AssertionError, match="no columns"):
+        sql.picked(ApprovalRequest, connection, only=("title", "nope"))

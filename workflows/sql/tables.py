@@ -194,11 +194,15 @@ class Picked:
     the rest deferred (`Model.from_db`, as `.only()` builds them), through the same
     converters as every column here. For lists that show a few columns of many rows."""
 
-    def __init__(self, model: type[models.Model], db: BaseDatabaseWrapper, leave_out: frozenset[str]) -> None:
+    def __init__(self, model: type[models.Model], db: BaseDatabaseWrapper, names: frozenset[str]) -> None:
         table = table_of(model, db)
+        unknown = names - {n for f in table.fields for n in (f.name, f.attname)}
+        assert not unknown, f"{model._meta.label} has no columns {sorted(unknown)}"
+        # The key always, and first (it is the first concrete field): rows are told apart by it.
         chosen = [
-            i for i, f in enumerate(table.fields) if f.name not in leave_out and f.attname not in leave_out
+            i for i, f in enumerate(table.fields) if f.primary_key or f.name in names or f.attname in names
         ]
+        assert table.fields[chosen[0]].primary_key
         self.model = model
         self.width = len(chosen)
         # A set: from_db looks each concrete field up in it (a list was a third of its cost).
@@ -223,9 +227,10 @@ class Picked:
 picked_known: dict[tuple[int, type[models.Model], frozenset[str]], Picked] = {}
 
 
-def picked(model: type[models.Model], db: BaseDatabaseWrapper, *, leave_out: Sequence[str] = ()) -> Picked:
-    """Every column of `model` but those of the fields named in `leave_out` (cached)."""
-    key = (id(db), model, frozenset(leave_out))
+def picked(model: type[models.Model], db: BaseDatabaseWrapper, *, only: Sequence[str] = ()) -> Picked:
+    """The key of `model` and the columns of the fields named in `only`; every column when
+    `only` is empty (cached)."""
+    key = (id(db), model, frozenset(only or [f.name for f in model._meta.concrete_fields]))
     found = picked_known.get(key)
     if found is None:
         found = picked_known[key] = Picked(model, db, key[2])
