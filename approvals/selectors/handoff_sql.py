@@ -60,9 +60,6 @@ _SHOWN: dict[type[models.Model], tuple[str, ...]] = {
         "requester",
         "title",
         "state",
-        "revision",
-        "stage_index",
-        "submitted_at",
         "expires_at",
     ),
     RequestType: ("slug", "name", "is_active"),
@@ -382,3 +379,23 @@ def workloads(
         row["oldest"] = read_datetime(row["oldest"])
         row["is_active"] = None if row["is_active"] is None else bool(row["is_active"])
     return [r for r in rows if r["kind"] == "member"], {r["key"]: r for r in rows if r["kind"] == "group"}
+
+
+def view_names(
+    *, owner_id: int, group_ids: Iterable[int], leave_out: Iterable[str]
+) -> list[tuple[str, str, int | None]]:
+    """For the inbox's views, in one statement: the names of the groups `group_ids` but
+    those named in `leave_out`, by name, as (name, "", None); then the views `owner_id`
+    saved, by name, as (name, query, id)."""
+    groups, group_params = values_in("g.id", sorted(group_ids))
+    names = list(leave_out)
+    kept = f"g.name NOT IN ({', '.join(['%s'] * len(names))})" if names else "1 = 1"
+    statement = (
+        "SELECT v.name, v.query, v.id FROM ("
+        f"SELECT 0 AS part, g.name AS name, '' AS query, NULL AS id FROM auth_group g WHERE {groups} AND {kept} "
+        "UNION ALL SELECT 1, s.name, s.query, s.id FROM approvals_savedview s WHERE s.owner_id = %s"
+        ") v ORDER BY v.part, v.name"
+    )
+    with sql.db_of().cursor() as cursor:
+        cursor.execute(statement, [*group_params, *names, owner_id])
+        return [(name, query, key) for name, query, key in cursor.fetchall()]

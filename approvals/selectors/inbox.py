@@ -16,12 +16,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import Delegation, User
 from accounts.roles import ROLE_PERMISSIONS
-from approvals.models import Notification, SavedView
+from approvals.models import Notification
 from approvals.selectors import handoff_sql
 from approvals.selectors.handoff_sql import DUE_SOON, Where
 from workflows.permissions import user_group_ids
@@ -247,14 +246,17 @@ class ViewLink:
 
 def inbox_views(*, user: User, reach: Reach) -> list[ViewLink]:
     """The views offered above the inbox: "My overdue", one queue per group of the
-    person's (by name), then the views they saved (one query for the groups, one for theirs)."""
+    person's (by name), then the views they saved (one statement for both)."""
     views = [ViewLink("My overdue", InboxFilter(view="mine", due="overdue").query())]
-    groups = Group.objects.filter(pk__in=reach.group_ids).exclude(name__in=ROLE_GROUPS).order_by("name")
-    views += [
-        ViewLink(f"{g.name.capitalize()} queue", InboxFilter(view="queue", group=g.name).query())
-        for g in groups
-    ]
-    views += [ViewLink(v.name, v.query, v.pk) for v in SavedView.objects.filter(owner=user).order_by("name")]
+    for name, query, saved_id in handoff_sql.view_names(
+        owner_id=user.pk, group_ids=reach.group_ids, leave_out=ROLE_GROUPS
+    ):
+        if saved_id is None:
+            views.append(
+                ViewLink(f"{name.capitalize()} queue", InboxFilter(view="queue", group=name).query())
+            )
+        else:
+            views.append(ViewLink(name, query, saved_id))
     return views
 
 
