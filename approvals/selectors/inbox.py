@@ -5,7 +5,7 @@ keyset, with the counts the navigation shows.
 A fixed number of queries whatever the page size or the data size (tests pin it;
 bench/inbox measures it on a million requests): the person's groups and delegators, the
 page of handoffs with their requests, and the counts; the last two in plain SQL
-(approvals.selectors.handoff_sql, which the team view shares for the same filters).
+(approvals.selectors.list_sql, which the team view shares for the same filters).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
-from accounts.models import Delegation, User
+from accounts.models import User
 from accounts.roles import ROLE_PERMISSIONS
-from approvals.models import Notification
-from approvals.selectors import handoff_sql
-from approvals.selectors.handoff_sql import DUE_SOON, Where
+from approvals.selectors import list_sql
+from approvals.selectors.list_sql import DUE_SOON, Where
 from workflows.permissions import user_group_ids
 
 if TYPE_CHECKING:
@@ -115,41 +114,38 @@ class Reach:
         mine = Where().add("h.assignee_id = %s", self.user.pk)
         if view in ("mine", "snoozed"):
             return mine
-        groups, params = handoff_sql.values_in("h.candidate_group_id", sorted(self.group_ids))
+        groups, params = list_sql.values_in("h.candidate_group_id", sorted(self.group_ids))
         queue = Where().add("h.assignee_id IS NULL").add(groups, *params)
         if view == "queue":
             return queue
         if view == "delegated":
             return self.delegated
-        return handoff_sql.any_of([mine, queue, self.delegated])
+        return list_sql.any_of([mine, queue, self.delegated])
 
     @cached_property
     def delegated(self) -> Where:
         """What waits for each delegator, of the types their delegation reaches, never a
         request of their own (nobody acts for a requester on it): as the service rules.
         Made once per reach (a page reads it twice: its rows and its counts)."""
-        return handoff_sql.any_of([handoff_sql.held_for(d, self.scopes.get(d)) for d in self.delegators])
+        return list_sql.any_of([list_sql.held_for(d, self.scopes.get(d)) for d in self.delegators])
 
 
 def inbox_reach(user: User) -> Reach:
-    """One query for the delegations (the groups come with the person's permissions)."""
-    delegations = Delegation.objects.active().filter(delegate=user).select_related("delegator")
+    """One statement for the delegations (the groups come with the person's permissions)."""
     delegators: dict[int, User] = {}
     scopes: dict[int, frozenset[str] | None] = {}
-    for d in delegations:
-        if not d.delegator.is_active:
-            continue
-        delegators[d.delegator_id] = d.delegator
+    for delegator, scope in list_sql.delegations_to(user.pk, now=timezone.now()):
+        delegators[delegator.pk] = delegator
         # Two delegations from one person reach what either reaches; one of everything, all.
-        known = scopes.get(d.delegator_id, frozenset())
-        scopes[d.delegator_id] = None if known is None or not d.scope else known | set(d.scope)
+        known = scopes.get(delegator.pk, frozenset())
+        scopes[delegator.pk] = None if known is None or not scope else known | set(scope)
     return Reach(user=user, group_ids=user_group_ids(user), delegators=delegators, scopes=scopes)
 
 
 def handoffs_filtered(filters: InboxFilter, now: datetime) -> Where:
     """The filter's group, stage, due date, type, requester and search text as conditions
     on open handoffs (the team view offers the same filters)."""
-    return handoff_sql.filtered(
+    return list_sql.filtered(
         request_type=filters.request_type,
         group=filters.group,
         stage=filters.stage,
@@ -163,19 +159,19 @@ def handoffs_filtered(filters: InboxFilter, now: datetime) -> Where:
 def inbox_counts(reach: Reach, *, now: datetime | None = None) -> InboxCounts:
     """How many items wait: assigned, in the queues, held for delegators, and overdue (one query)."""
     moment = now or timezone.now()
-    active = handoff_sql.awake(moment)
+    active = list_sql.awake(moment)
     # The rows are those the person may see (the delegations' rules included); among them,
     # a delegator's item is one held by a delegator (nobody delegates to themselves: a
     # check constraint), so the count's own filter need not repeat the rules' subqueries.
-    delegators, params = handoff_sql.values_in("h.assignee_id", sorted(reach.delegators))
-    found = handoff_sql.counts(
-        handoff_sql.open_request_handoffs().also(reach.holders()),
+    delegators, params = list_sql.values_in("h.assignee_id", sorted(reach.delegators))
+    found = list_sql.counts(
+        list_sql.open_request_handoffs().also(reach.holders()),
         {
             "mine": reach.holders("mine").also(active),
             "queue": reach.holders("queue").also(active),
             "delegated": Where().add(delegators, *params).also(active),
-            "overdue": Where().add("h.due_at < %s", handoff_sql.moment(moment)).also(active),
-            "snoozed": reach.holders("mine").also(handoff_sql.asleep(moment)),
+            "overdue": Where().add("h.due_at < %s", list_sql.moment(moment)).also(active),
+            "snoozed": reach.holders("mine").also(list_sql.asleep(moment)),
         },
     )
     return InboxCounts(**found)
@@ -193,25 +189,25 @@ def inbox_page(
     filters = filters or InboxFilter()
     reach = reach or inbox_reach(user)
     now = timezone.now()
-    where = handoff_sql.open_request_handoffs().also(
+    where = list_sql.open_request_handoffs().also(
         reach.holders(filters.view),
-        handoff_sql.asleep(now) if filters.view == "snoozed" else handoff_sql.awake(now),
+        list_sql.asleep(now) if filters.view == "snoozed" else list_sql.awake(now),
         handoffs_filtered(filters, now),
-        handoff_sql.after(filters.sort, cursor) if cursor else Where(),
+        list_sql.after(filters.sort, cursor) if cursor else Where(),
     )
-    found = handoff_sql.page_rows(where, sort=filters.sort, limit=limit + 1)
+    found = list_sql.page_rows(where, sort=filters.sort, limit=limit + 1)
     more = len(found) > limit
     found = found[:limit]
     return InboxPage(
         rows=inbox_rows(found, now=now, delegators=reach.delegators),
         counts=inbox_counts(reach, now=now),
-        next_cursor=handoff_sql.cursor_of(found[-1].handoff, filters.sort) if more and found else "",
+        next_cursor=list_sql.cursor_of(found[-1].handoff, filters.sort) if more and found else "",
         filter=filters,
     )
 
 
 def inbox_rows(
-    found: Iterable[handoff_sql.Row], *, now: datetime, delegators: Mapping[int, User] | None = None
+    found: Iterable[list_sql.Row], *, now: datetime, delegators: Mapping[int, User] | None = None
 ) -> list[InboxRow]:
     """The page's handoffs with their requests (those whose request is gone left out),
     due flags, and whose they are when they wait for one of `delegators` (who delegated
@@ -248,7 +244,7 @@ def inbox_views(*, user: User, reach: Reach) -> list[ViewLink]:
     """The views offered above the inbox: "My overdue", one queue per group of the
     person's (by name), then the views they saved (one statement for both)."""
     views = [ViewLink("My overdue", InboxFilter(view="mine", due="overdue").query())]
-    for name, query, saved_id in handoff_sql.view_names(
+    for name, query, saved_id in list_sql.view_names(
         owner_id=user.pk, group_ids=reach.group_ids, leave_out=ROLE_GROUPS
     ):
         if saved_id is None:
@@ -272,5 +268,4 @@ def nav_counts(*, user: User, request: Any = None) -> NavCounts:
     counts = getattr(request, "inbox_counts", None)
     if counts is None:
         counts = inbox_counts(inbox_reach(user))
-    unread = Notification.objects.filter(recipient=user, read_at__isnull=True).count()
-    return NavCounts(inbox=counts, unread=unread)
+    return NavCounts(inbox=counts, unread=list_sql.unread_notifications(user.pk))

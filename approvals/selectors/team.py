@@ -28,9 +28,9 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import ROLE_PERMISSIONS
 from accounts.teams import everyone_in_teams, team_members
-from approvals.selectors import handoff_sql
-from approvals.selectors.handoff_sql import Where
+from approvals.selectors import list_sql
 from approvals.selectors.inbox import InboxFilter, InboxRow, handoffs_filtered, inbox_rows
+from approvals.selectors.list_sql import Where
 from workflows.models import Handoff
 from workflows.permissions import may_reassign
 
@@ -130,7 +130,7 @@ def _links(filters: TeamFilter) -> Callable[..., str]:
 
 
 def _values_in(column: str, values: list[int]) -> tuple[str, ...]:
-    condition, params = handoff_sql.values_in(column, values)
+    condition, params = list_sql.values_in(column, values)
     return (condition, *params)
 
 
@@ -172,7 +172,7 @@ def team_page(
     # 2. the groups: the members', and those their open items were claimed from (two
     # semi-joins: a join to the memberships needed a DISTINCT over thousands of rows)
     held_from = Handoff.objects.filter(
-        content_type_id=handoff_sql.request_content_type(),
+        content_type_id=list_sql.request_content_type(),
         closed_at__isnull=True,
         assignee_id__in=team_ids,
         candidate_group__isnull=False,
@@ -185,11 +185,11 @@ def team_page(
     )
     group_ids = [g.pk for g in groups]
 
-    base = handoff_sql.open_request_handoffs().also(handoffs_filtered(filters.items, now))
+    base = list_sql.open_request_handoffs().also(handoffs_filtered(filters.items, now))
     queued = Where().add("h.assignee_id IS NULL").add(*_values_in("h.candidate_group_id", group_ids))
 
     # 3. per member and per group (one statement)
-    member_counts, group_counts = handoff_sql.workloads(base, held=held, queued=queued, now=now)
+    member_counts, group_counts = list_sql.workloads(base, held=held, queued=queued, now=now)
 
     by_member = {row["key"]: row for row in member_counts}
     link = _links(filters)
@@ -244,16 +244,16 @@ def team_page(
             )
         )
     elif filters.group:
-        scope = handoff_sql.any_of([held, queued]).also(
+        scope = list_sql.any_of([held, queued]).also(
             Where().add(
                 "h.candidate_group_id IN (SELECT g.id FROM auth_group g WHERE g.name = %s)", filters.group
             )
         )
     else:
-        scope = handoff_sql.any_of([held, queued])
+        scope = list_sql.any_of([held, queued])
     sort = filters.items.sort
-    where = base.also(scope, handoff_sql.after(sort, cursor) if cursor else Where())
-    found = handoff_sql.page_rows(where, sort=sort, limit=limit + 1)
+    where = base.also(scope, list_sql.after(sort, cursor) if cursor else Where())
+    found = list_sql.page_rows(where, sort=sort, limit=limit + 1)
     more = len(found) > limit
     found = found[:limit]
     return TeamPage(
@@ -261,7 +261,7 @@ def team_page(
         groups=_oldest_first(group_rows),
         rows=inbox_rows(found, now=now),
         filter=filters,
-        next_cursor=handoff_sql.cursor_of(found[-1].handoff, sort) if more and found else "",
+        next_cursor=list_sql.cursor_of(found[-1].handoff, sort) if more and found else "",
         everyone=everyone,
         people=[(m.username, m.display_name) for m in members if m.is_active],
         group_names=[g.name for g in groups],

@@ -72,8 +72,8 @@ def test_a_decision_reads_the_open_handoffs_of_the_request_once(
 
     # then the handoffs were read once, the one open handoff was closed and the request
     # was handed back to its requester
-    handoff_sql = statements(captured, "workflows_handoff")
-    assert verbs(handoff_sql) == ["SELECT", "UPDATE", "INSERT"], handoff_sql
+    list_sql = statements(captured, "workflows_handoff")
+    assert verbs(list_sql) == ["SELECT", "UPDATE", "INSERT"], list_sql
 
 
 def test_the_instance_a_transition_returns_answers_permission_checks_afresh(

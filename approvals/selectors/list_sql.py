@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from psycopg.types.datetime import TimestamptzLoader
 
-from accounts.models import User
+from accounts.models import Delegation, User
 from approvals.models import ApprovalRequest, RequestType
 from workflows import sql
 from workflows.models import Handoff
@@ -414,3 +414,42 @@ def view_names(
     with sql.db_of().cursor() as cursor:
         cursor.execute(statement, [*group_params, *names, owner_id])
         return [(name, query, key) for name, query, key in cursor.fetchall()]
+
+
+def delegations_to(user_id: int, *, now: datetime) -> list[tuple[User, list[str]]]:
+    """Who delegated their work to `user_id` now, each with the delegation's scope (request
+    type slugs; empty: all), in one statement; only active delegators. Active as
+    `accounts.models.DelegationQuerySet.active` rules it (begun, not ended, not revoked;
+    tests hold the two to the same rows). The delegators' rows carry the lists' columns."""
+    db = sql.db_of()
+    scope = sql.picked(Delegation, db, only=("scope",))
+    person = sql.picked(User, db, only=_SHOWN[User])
+    at = moment(now)
+    statement = (
+        f"SELECT {scope.columns('d')}, {person.columns('u')} FROM accounts_delegation d "
+        "JOIN accounts_user u ON u.id = d.delegator_id "
+        "WHERE d.delegate_id = %s AND d.revoked_at IS NULL AND d.starts_at <= %s "
+        "AND (d.ends_at IS NULL OR d.ends_at > %s) AND u.is_active ORDER BY d.id"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(statement, [user_id, at, at])
+        fetched = cursor.fetchall()
+    found = []
+    for row in fetched:
+        delegation = scope.build(row, db)
+        delegator = person.build(row, db, scope.width)
+        assert isinstance(delegation, Delegation)
+        assert isinstance(delegator, User)
+        found.append((delegator, list(delegation.scope or [])))
+    return found
+
+
+def unread_notifications(user_id: int) -> int:
+    """How many notifications `user_id` has not read (the bell's number, on every page)."""
+    with sql.db_of().cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM approvals_notification n WHERE n.recipient_id = %s AND n.read_at IS NULL",
+            [user_id],
+        )
+        (count,) = cursor.fetchone() or (0,)
+    return int(count)
