@@ -15,8 +15,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import Subquery
-
 from approvals.actions import Action
 from approvals.lifecycle.base import RequestAction, RequestStep, inactive_refusal
 from approvals.models import (
@@ -32,7 +30,7 @@ from approvals.policies import is_requester, may_submit_type
 from approvals.records import RevisionRecord
 from approvals.route import RoutePlan, entry_change, route_enter
 from approvals.schemas import payload_errors
-from workflows import errors
+from workflows import errors, sql
 from workflows.models import WorkflowEffects
 
 RESUBMIT_FIELDS = ("title", "description", "payload")
@@ -40,15 +38,19 @@ RESUBMIT_FIELDS = ("title", "description", "payload")
 
 def current_policy(request: ApprovalRequest) -> PolicyVersion:
     """The published policy version new submissions of the request's type follow, as the
-    database says now (one query; never a type object read before a new version was published)."""
-    current = RequestType.objects.filter(pk=request.request_type_id).values("current_policy_id")
-    version = PolicyVersion.objects.filter(
-        pk=Subquery(current), status=PolicyVersion.Status.PUBLISHED
-    ).first()
-    if version is None:
+    database says now (one statement; never a type object read before a new version was
+    published). Plain SQL: through the ORM, building this read cost a tenth of a
+    submission's CPU (bench/peer's profile)."""
+    db = sql.db_of()
+    types = sql.table_of(RequestType, db).name
+    statement = f"id = (SELECT current_policy_id FROM {types} WHERE id = %s) AND status = %s"  # noqa: S608  # nosec B608  # the table name comes from model metadata, quoted; values are parameters
+    found = sql.rows_select(
+        PolicyVersion, where=statement, params=[request.request_type_id, PolicyVersion.Status.PUBLISHED.value]
+    )
+    if not found:
         message = f"{request.request_type} has no published approval policy yet; ask an administrator."
         raise errors.InvalidInput(message, field_errors={"request_type": [message]})
-    return version
+    return found[0]
 
 
 def route_from_start(

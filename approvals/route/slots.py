@@ -15,6 +15,7 @@ from accounts.calendars import CalendarRule, WorkingHours, calendar_for, working
 from accounts.models import TeamMembership, User
 from approvals.route.plan import Slot
 from approvals.routing import Stage, payload_value
+from workflows import sql
 from workflows.models import HandoffSpec
 
 DECIDE_PERMISSION = ("approvals", "decide_approvalrequest")
@@ -75,7 +76,11 @@ def stage_slots(stage: Stage, *, requester: User, data: Mapping[str, Any] | None
             people.append(manager)
     if stage.approvers.team_manager:
         people += _team_managers(requester)
-    groups = list(Group.objects.filter(name__in=stage.approvers.groups)) if stage.approvers.groups else []
+    groups: list[Group] = []
+    if stage.approvers.groups:
+        # Plain SQL: every submission resolves its first stage's groups by name here.
+        where, params = sql.in_list(Group, "name", stage.approvers.groups)
+        groups = sql.rows_select(Group, where=where, params=params)
     groups.sort(key=lambda g: stage.approvers.groups.index(g.name))
     members_by_group: dict[int, list[User]] = {g.pk: [] for g in groups}
     if groups and stage.rule == "quorum":
