@@ -79,6 +79,7 @@ if str(ROOT) not in sys.path:  # run as a script: `python bench/peer.py`
     sys.path.insert(0, str(ROOT))
 
 from bench.autoanalyze import AutoAnalyze  # noqa: E402
+from bench.transitions import marks_line  # noqa: E402
 
 DB_NAME = "baton_peer"
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -743,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {s.step}:")
                 for sql in s.sql:
                     print(f"      {sql}")
+    print(marks_line())
     unpushed = [s.step for s in counted["baton"] if not s.pushed]
     if unpushed:
         problems.append(f"baton: no after-commit push counted for {', '.join(unpushed)}")

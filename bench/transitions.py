@@ -257,6 +257,20 @@ class QueryCount:
         return len(self.sql) - commits[0] - 1 if commits else 0
 
 
+def marks_line() -> str:
+    """How the push's "delivered" marks were written in this run (counted above only where
+    a step wrote them itself)."""
+    from django.conf import settings
+
+    batch = settings.OUTBOX_MARK_BATCH_SECONDS
+    if batch <= 0:
+        return "  the push marks its events delivered at once (OUTBOX_MARK_BATCH_SECONDS=0)"
+    return (
+        f"  the push's delivered marks: one UPDATE per {batch:g}s per process while pushes follow each"
+        " other (OUTBOX_MARK_BATCH_SECONDS; workflows.outbox_marks), at once after a pause"
+    )
+
+
 def _count_queries(seed: Seed) -> list[QueryCount]:
     """SQL statements of one request_changes and one resubmit, after-commit push included.
 
@@ -1003,6 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_queries:
             for sql in count.sql:
                 print(f"      {sql}")
+    print(marks_line())
 
     sides, received = _run(
         seed,

@@ -1,7 +1,7 @@
 """The outbox: events written with the change, delivered after commit, at least once.
 
 Right after commit the process that wrote the events pushes them (`outbox_push`) and
-marks them delivered. Until then they carry a short lease (`available_at` in the
+marks them delivered (in batches while pushes follow each other: workflows.outbox_marks). Until then they carry a short lease (`available_at` in the
 future), so the relay (`outbox_relay_once`, run by `manage.py outbox_relay` or inside
 the embedded ASGI process) leaves them alone; it only picks up what a push could not
 deliver (a failure, or a process that died between commit and push), with backoff,
@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from workflows import sql
+from workflows import outbox_marks, sql
 from workflows.delivery import RELAY_MESSAGE_TYPE, events_deliver
 from workflows.models import OutboxEvent
 
@@ -133,15 +133,16 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 300))
 
 
-FINISHED = (OutboxEvent.Status.DELIVERED.value, OutboxEvent.Status.DEAD.value)
+FINISHED = outbox_marks.FINISHED
 
 
-def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
+def _deliver_and_record(events: list[OutboxEvent], *, batched: bool = False) -> RelayResult:
     """Deliver `events` and record each outcome on its row.
 
     Rows are either locked by the caller (the relay) or still under the push lease (the
     push), so no one else is delivering them; a late push (its lease ran out) never
-    touches a row that a relay has meanwhile delivered.
+    touches a row that a relay has meanwhile delivered. `batched` (the push): the marks
+    may wait to be written with those of the pushes that follow (workflows.outbox_marks).
     """
     result = RelayResult()
     now = timezone.now()
@@ -162,22 +163,11 @@ def _deliver_and_record(events: list[OutboxEvent]) -> RelayResult:
             result.retried += 1
             logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
         failed.append(event)
-    if delivered:
-        # One UPDATE by primary key for all of them. Rows a relay finished meanwhile are
-        # left alone: "not finished" rather than "status = 'pending'", which would let
-        # PostgreSQL scan the partial index of every pending event (a large backlog after
-        # an outage) instead of going by primary key.
-        ids, params = sql.in_list(OutboxEvent, "id", delivered)
-        result.delivered = sql.rows_update(
-            OutboxEvent,
-            values={
-                "status": OutboxEvent.Status.DELIVERED,
-                "delivered_at": now,
-                "attempts": sql.Raw("attempts + 1"),
-            },
-            where=f"{ids} AND status NOT IN (%s, %s)",
-            params=[*params, *FINISHED],
-        )
+    if delivered and batched:
+        outbox_marks.marks_add(delivered, at=now)
+        result.delivered = len(delivered)
+    elif delivered:
+        result.delivered = outbox_marks.marks_write(delivered, at=now)
     if failed:
         OutboxEvent.objects.exclude(status__in=FINISHED).bulk_update(
             failed, ["status", "attempts", "available_at", "last_error"]
@@ -189,11 +179,12 @@ def outbox_push(*, events: list[OutboxEvent]) -> RelayResult:
     """Deliver events this process has just committed, and mark them delivered.
 
     Called right after the commit that wrote them, with the rows still in memory: no
-    read, no lock, one UPDATE. Never raises: whatever fails is rescheduled for the relay
+    read, no lock, one UPDATE, alone or shared with the pushes that follow within
+    OUTBOX_MARK_BATCH_SECONDS (workflows.outbox_marks). Never raises: whatever fails is rescheduled for the relay
     (and if this process dies first, the relay takes the events when their lease ends).
     """
     try:
-        return _deliver_and_record(events)
+        return _deliver_and_record(events, batched=True)
     except Exception:
         logger.exception("outbox push failed; the relay will deliver these events")
         return RelayResult()

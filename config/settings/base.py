@@ -312,3 +312,15 @@ LOGGING = {
 
 # The work done outside a request (channel layer, Celery, outbox, webhooks, mail).
 from config.settings.work import *  # noqa: E402, F403
+
+# After a push, a process marks its events delivered in one UPDATE per this many seconds
+# rather than one per push, when pushes follow each other (workflows.outbox_marks); the
+# push lease (OUTBOX_PUSH_LEASE) keeps the relay off them meanwhile. Here, not in
+# config.settings.work, because it depends on the database. 0: each push marks its own
+# at once (the tests; SQLite, whose one writer a marking thread would only wait for).
+OUTBOX_MARK_BATCH_SECONDS = float(
+    os.environ.get(
+        "OUTBOX_MARK_BATCH_SECONDS",
+        "0.1" if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else "0",
+    )
+)

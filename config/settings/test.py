@@ -21,3 +21,4 @@ if not REDIS_URL:  # noqa: F405
 # Checkpoints are signed with a key of the tests' own, never the developer's embedded one.
 if not os.environ.get("AUDIT_SIGNING_KEY_FILE"):
     AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "audit-signing-key-test.pem")  # noqa: F405
+OUTBOX_MARK_BATCH_SECONDS = 0.0  # tests see each push's events marked at once (workflows.outbox_marks)
