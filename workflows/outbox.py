@@ -164,8 +164,7 @@ def _deliver_and_record(events: list[OutboxEvent], *, batched: bool = False) -> 
             logger.warning("outbox event %s failed (attempt %s): %s", event.id, event.attempts, exc)
         failed.append(event)
     if delivered and batched:
-        outbox_marks.marks_add(delivered, at=now)
-        result.delivered = len(delivered)
+        result.delivered = outbox_marks.marks_add(delivered, at=now)
     elif delivered:
         result.delivered = outbox_marks.marks_write(delivered, at=now)
     if failed:

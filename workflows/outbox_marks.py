@@ -88,15 +88,15 @@ class _Waiting:
 _waiting = _Waiting()
 
 
-def marks_add(ids: Sequence[UUID], *, at: datetime) -> None:
+def marks_add(ids: Sequence[UUID], *, at: datetime) -> int:
     """Record that the events `ids` were delivered at `at`: at once when batching is off
     or no other marks were written in the last batch time, otherwise with the marks
-    gathered since (one UPDATE). Never raises: a mark that cannot be written leaves its
-    event to the relay once its lease ends (logged)."""
+    gathered since (one UPDATE). Returns the rows marked now (a relay may have finished
+    some first: those are left alone), or len(ids) when their marks wait. Never raises: a
+    mark that cannot be written leaves its event to the relay once its lease ends (logged)."""
     batch = settings.OUTBOX_MARK_BATCH_SECONDS
     if batch <= 0:
-        _write(list(ids), at=at)
-        return
+        return _write(list(ids), at=at)
     state = _waiting
     with state.lock:
         state.here()
@@ -116,9 +116,11 @@ def marks_add(ids: Sequence[UUID], *, at: datetime) -> None:
                 _thread_running(state)
                 if first:  # the thread waits for marks to come, or for older ones' time
                     state.lock.notify()
-    if taken:
-        # Written when the last of them was delivered: at most a batch time after the first.
-        _write(taken, at=at)
+    if not taken:
+        return len(ids)
+    # Written when the last of them was delivered: at most a batch time after the first.
+    written = _write(taken, at=at)
+    return written if len(taken) == len(ids) else len(ids)
 
 
 def marks_flush() -> int:
