@@ -156,13 +156,13 @@ def _mark_bursts_ends() -> None:
     state = _waiting
     while True:
         with state.lock:
-            batch = settings.OUTBOX_MARK_BATCH_SECONDS
             if state.ids:
-                due = state.since + 2 * batch
+                due = state.since + 2 * settings.OUTBOX_MARK_BATCH_SECONDS
                 state.lock.wait(timeout=max(due - time.monotonic(), 0.001))
             else:
                 state.lock.wait()
-            if not state.ids or time.monotonic() < state.since + 2 * batch:
+            # The batch time as it is now, after the wait (it is a setting).
+            if not state.ids or time.monotonic() < state.since + 2 * settings.OUTBOX_MARK_BATCH_SECONDS:
                 continue
             taken = state.take(time.monotonic())
         try:
