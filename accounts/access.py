@@ -59,21 +59,28 @@ _SUPERUSER_SQL = """
 """
 
 
-def _roles_sql(user: Any, *, superuser: bool) -> tuple[str, list[Any]]:
-    """The statement for `user`'s model, with its tables named as Django names them."""
+def _table_names(user: Any) -> dict[str, str]:
+    """The tables (and the user column) the statements here name, quoted as Django names
+    them for `user`'s model."""
     model = user._meta.model  # also through request.user's lazy object
     quote = connection.ops.quote_name
     user_permissions = model._meta.get_field("user_permissions").remote_field.through._meta
     user_groups = model._meta.get_field("groups").remote_field.through._meta
-    column = user_groups.get_field(model._meta.model_name).column
-    names = {
+    return {
         "permission": quote(Permission._meta.db_table),
         "content_type": quote(ContentType._meta.db_table),
         "user_permissions": quote(user_permissions.db_table),
         "group_permissions": quote(Group.permissions.through._meta.db_table),
         "user_groups": quote(user_groups.db_table),
-        "user_column": quote(column),
+        "user_column": quote(user_groups.get_field(model._meta.model_name).column),
+        "user_object_perms": quote(UserObjectPermission._meta.db_table),
+        "group_object_perms": quote(GroupObjectPermission._meta.db_table),
     }
+
+
+def _roles_sql(user: Any, *, superuser: bool) -> tuple[str, list[Any]]:
+    """The statement for `user`'s model, with its tables named as Django names them."""
+    names = _table_names(user)
     if superuser:
         return _SUPERUSER_SQL.format(**names), [user.pk]
     return _ROLES_SQL.format(**names), [user.pk, user.pk, user.pk]
@@ -118,27 +125,14 @@ def access_forget(user: Any) -> None:
 # own checker on SQLite and PostgreSQL (tests/accounts/test_access.py).
 _OBJECT_PERMS_SQL = """
     SELECT p.codename FROM {permission} p
-        JOIN {user_perms} uop ON uop.permission_id = p.id
+        JOIN {user_object_perms} uop ON uop.permission_id = p.id
         WHERE uop.user_id = %s AND uop.content_type_id = %s AND uop.object_pk = %s
     UNION
     SELECT p.codename FROM {permission} p
-        JOIN {group_perms} gop ON gop.permission_id = p.id
+        JOIN {group_object_perms} gop ON gop.permission_id = p.id
         JOIN {user_groups} ug ON ug.group_id = gop.group_id
         WHERE ug.{user_column} = %s AND gop.content_type_id = %s AND gop.object_pk = %s
 """
-
-
-def _object_perms_sql(user: Any) -> str:
-    model = user._meta.model
-    quote = connection.ops.quote_name
-    user_groups = model._meta.get_field("groups").remote_field.through._meta
-    return _OBJECT_PERMS_SQL.format(
-        permission=quote(Permission._meta.db_table),
-        user_perms=quote(UserObjectPermission._meta.db_table),
-        group_perms=quote(GroupObjectPermission._meta.db_table),
-        user_groups=quote(user_groups.db_table),
-        user_column=quote(user_groups.get_field(model._meta.model_name).column),
-    )
 
 
 def object_permissions(user: Any, obj: Model) -> frozenset[str]:
@@ -151,7 +145,7 @@ def object_permissions(user: Any, obj: Model) -> frozenset[str]:
     key = (content_type.pk, str(obj.pk))
     if key not in cache:
         with connection.cursor() as cursor:
-            cursor.execute(_object_perms_sql(user), [user.pk, *key, user.pk, *key])
+            cursor.execute(_OBJECT_PERMS_SQL.format(**_table_names(user)), [user.pk, *key, user.pk, *key])
             cache[key] = frozenset(code for (code,) in cursor.fetchall())
         setattr(user, _OBJECT_PERMS, cache)
     return cache[key]

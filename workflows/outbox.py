@@ -1,9 +1,10 @@
 """The outbox: events written with the change, delivered after commit, at least once.
 
 Right after commit the process that wrote the events pushes them (`outbox_push`) and
-marks them delivered (in batches while pushes follow each other: workflows.outbox_marks). Until then they carry a short lease (`available_at` in the
-future), so the relay (`outbox_relay_once`, run by `manage.py outbox_relay` or inside
-the embedded ASGI process) leaves them alone; it only picks up what a push could not
+marks them delivered (in batches while pushes follow each other: workflows.outbox_marks).
+Until then they carry a short lease (`available_at` in the future), so the relay
+(`outbox_relay_once`, run by `manage.py outbox_relay` or inside the embedded ASGI
+process) leaves them alone; it only picks up what a push could not
 deliver (a failure, or a process that died between commit and push), with backoff,
 until an event succeeds or is moved to the dead-letter state. Several relays can run
 side by side on PostgreSQL: each claims rows with SKIP LOCKED.
@@ -179,8 +180,9 @@ def outbox_push(*, events: list[OutboxEvent]) -> RelayResult:
 
     Called right after the commit that wrote them, with the rows still in memory: no
     read, no lock, one UPDATE, alone or shared with the pushes that follow within
-    OUTBOX_MARK_BATCH_SECONDS (workflows.outbox_marks). Never raises: whatever fails is rescheduled for the relay
-    (and if this process dies first, the relay takes the events when their lease ends).
+    OUTBOX_MARK_BATCH_SECONDS (workflows.outbox_marks). Never raises: whatever fails is
+    rescheduled for the relay (and if this process dies first, the relay takes the events
+    when their lease ends).
     """
     try:
         return _deliver_and_record(events, batched=True)

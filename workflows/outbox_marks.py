@@ -101,8 +101,9 @@ def marks_add(ids: Sequence[UUID], *, at: datetime) -> int:
     with state.lock:
         state.here()
         clock = time.monotonic()
-        if not state.ids and clock - state.last_write >= batch:
-            taken = list(ids)  # an isolated push
+        alone = not state.ids and clock - state.last_write >= batch
+        taken: list[UUID] = []
+        if alone:
             state.last_write = clock
         else:
             first = not state.ids
@@ -112,15 +113,15 @@ def marks_add(ids: Sequence[UUID], *, at: datetime) -> int:
             if clock - state.since >= batch or len(state.ids) >= MAX_WAITING:
                 taken = state.take(clock)
             else:
-                taken = []
                 _thread_running(state)
                 if first:  # the thread waits for marks to come, or for older ones' time
                     state.lock.notify()
-    if not taken:
-        return len(ids)
-    # Written when the last of them was delivered: at most a batch time after the first.
-    written = _write(taken, at=at)
-    return written if len(taken) == len(ids) else len(ids)
+    if alone:
+        return _write(list(ids), at=at)
+    if taken:
+        # Written when the last of them was delivered: at most a batch time after the first.
+        _write(taken, at=at)
+    return len(ids)
 
 
 def marks_flush() -> int:
